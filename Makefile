@@ -1,0 +1,33 @@
+# `make demo` and `make test` set everything up first (scripts/setup.sh), then run.
+SHELL := /bin/bash
+BIN := .venv/bin
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test lint typecheck pytest schemas docs clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@scripts/demo.sh
+
+test: setup lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest
+
+schemas: setup
+	$(BIN)/borne schema export schemas
+
+docs: setup
+	$(BIN)/python -m borne_cli.reference docs
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache bench/results

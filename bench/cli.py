@@ -1,0 +1,14 @@
+"""`borne bench NAME`: run one benchmark; each prints a table and writes JSON (default under bench/results/)."""
+
+from __future__ import annotations
+
+import click
+
+from borne_cli.main import LazyGroup
+
+BENCHMARKS: dict[str, str] = {}
+
+
+@click.group(cls=LazyGroup, lazy=BENCHMARKS)
+def bench() -> None:
+    """Speed, memory and quality benchmarks (see docs/benchmarks.md)."""

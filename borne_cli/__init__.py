@@ -1,0 +1,1 @@
+"""The single `borne` command line: one click group, subcommands loaded lazily from each package."""

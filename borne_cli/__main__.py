@@ -1,0 +1,3 @@
+from borne_cli.main import cli
+
+cli()

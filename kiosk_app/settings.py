@@ -1,0 +1,87 @@
+"""Settings of the kiosk process: the questions, the timeouts, the outbox it writes to."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from sync_agent.contract import Choice, FollowUp, LanguageCode, Rating, Texts
+from sync_agent.settings import BorneSettings, OutboxSection, Section
+
+QUESTION = {
+    "fr": "Satisfait de votre démarche dans votre France services aujourd'hui ?",
+    "en": "Satisfied with what you came to do at France services today?",
+}
+
+
+def _texts(fr: str, en: str) -> dict[str, str]:
+    return {"fr": fr, "en": en}
+
+
+DEFAULT_FOLLOW_UPS = [
+    FollowUp(
+        id="resolved",
+        text=_texts("Votre démarche a-t-elle abouti ?", "Did you get done what you came for?"),
+        choices=[
+            Choice(id="yes", text=_texts("Oui", "Yes")),
+            Choice(id="partly", text=_texts("En partie", "Partly")),
+            Choice(id="no", text=_texts("Non", "No")),
+        ],
+    ),
+    FollowUp(
+        id="waiting",
+        text=_texts("Combien de temps avez-vous attendu ?", "How long did you wait?"),
+        choices=[
+            Choice(id="under_15", text=_texts("Moins de 15 min", "Under 15 min")),
+            Choice(id="15_to_30", text=_texts("15 à 30 min", "15 to 30 min")),
+            Choice(id="over_30", text=_texts("Plus de 30 min", "Over 30 min")),
+        ],
+        ask_when=[Rating.VERY_DISSATISFIED, Rating.DISSATISFIED],
+    ),
+]
+
+
+class KioskSection(Section):
+    """What the citizen is asked and how long each screen waits."""
+
+    question: Texts = Field(default_factory=lambda: dict(QUESTION), description="The main question per language.")
+    follow_ups: list[FollowUp] = Field(
+        default_factory=lambda: list(DEFAULT_FOLLOW_UPS),
+        max_length=8,
+        description="Follow-up questions asked after the rating, in order (each may be skipped).",
+    )
+    languages: list[LanguageCode] = Field(
+        default_factory=lambda: ["fr", "en"], min_length=1, description="Languages offered; the first is the default."
+    )
+    voice_enabled: bool = Field(default=True, description="Offer to leave a spoken comment when a model is present.")
+    rating_timeout_s: float = Field(default=30, gt=0, le=3600, description="Rating screen back to attract.")
+    follow_up_timeout_s: float = Field(default=30, gt=0, le=3600, description="A follow-up left unanswered.")
+    voice_offer_timeout_s: float = Field(default=20, gt=0, le=3600, description="The voice offer left unanswered.")
+    listening_timeout_s: float = Field(default=90, gt=0, le=3600, description="Listening with no final text.")
+    review_timeout_s: float = Field(default=60, gt=0, le=3600, description="Review left without send or delete.")
+    thanks_timeout_s: float = Field(default=5, gt=0, le=600, description="Thanks screen back to attract.")
+    debounce_s: float = Field(default=0.6, ge=0, le=10, description="Taps closer than this to the last are ignored.")
+    burst_window_s: float = Field(default=60, gt=0, le=3600, description="Window in which ratings are counted.")
+    burst_count: int = Field(
+        default=5, ge=2, le=1000, description="This many ratings within the window flags the record as a burst."
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _french_question(cls, value: dict[str, str]) -> dict[str, str]:
+        if "fr" not in value:
+            raise ValueError("a French text ('fr') is required")
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _unique_languages(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each language may appear once")
+        return value
+
+
+class KioskSettings(BorneSettings):
+    """Settings read by `borne kiosk` and `borne simulate`."""
+
+    outbox: OutboxSection = Field(default_factory=OutboxSection, description="Where records are stored.")
+    kiosk: KioskSection = Field(default_factory=KioskSection, description="Questions and timeouts.")

@@ -1,0 +1,292 @@
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from kiosk_app.flow import Flow, Identity, State
+from kiosk_app.settings import KioskSection
+from sync_agent.contract import Choice, Comment, Flag, FollowUp, Rating, RecordDraft
+from tests.conftest import FakeClock
+
+IDENTITY = Identity(site_id="fs-23-01", device_id="borne-7", app_version="0.1.0")
+COMMENT = Comment(text="Très bon accueil.", language="fr", asr_model="whisper-base", confidence=0.9)
+GAP = 1.0  # between taps, longer than the debounce
+
+
+def texts(fr: str) -> dict[str, str]:
+    return {"fr": fr, "en": fr}
+
+
+def follow_up(name: str, *ratings: Rating) -> FollowUp:
+    return FollowUp(
+        id=name,
+        text=texts(name),
+        choices=[Choice(id="a", text=texts("A")), Choice(id="b", text=texts("B"))],
+        ask_when=list(ratings) or list(Rating),
+    )
+
+
+class Harness:
+    def __init__(self, settings: KioskSection, voice: bool = True) -> None:
+        self.clock = FakeClock()
+        self.records: list[RecordDraft] = []
+        self.states: list[State] = []
+        self.voice = voice
+        self.flow = Flow(
+            settings,
+            IDENTITY,
+            clock=self.clock,
+            on_record=self.records.append,
+            voice_available=lambda: self.voice,
+            on_state=self.states.append,
+        )
+
+    def tap(self, method: str, *args: object) -> bool:
+        self.clock.advance(GAP)
+        return bool(getattr(self.flow, method)(*args))
+
+    def wait(self, seconds: float) -> bool:
+        self.clock.advance(seconds)
+        return self.flow.tick()
+
+
+def settings(**changes: object) -> KioskSection:
+    base = {"follow_ups": [follow_up("resolved"), follow_up("waiting", Rating.DISSATISFIED)]}
+    return KioskSection.model_validate({**base, **changes})
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness(settings())
+
+
+def test_full_session_with_voice(h: Harness) -> None:
+    assert h.flow.state == State.ATTRACT
+    assert h.tap("touch")
+    assert h.flow.state == State.RATING
+    assert h.tap("rate", Rating.DISSATISFIED)
+    assert h.flow.state == State.FOLLOW_UP and h.flow.session.current_follow_up is not None
+    assert h.flow.session.current_follow_up.id == "resolved"
+    assert h.tap("answer", "b")
+    assert h.flow.session.current_follow_up is not None and h.flow.session.current_follow_up.id == "waiting"
+    assert h.tap("answer", "a")
+    assert h.flow.state == State.VOICE_OFFER
+    assert h.tap("accept_voice")
+    assert h.flow.state == State.LISTENING
+    assert h.flow.voice_partial("Très bon")
+    assert h.flow.session.partial_text == "Très bon"
+    assert h.flow.voice_final(COMMENT)
+    assert h.flow.state == State.REVIEW and not h.records
+    assert h.tap("send")
+    assert h.flow.state == State.THANKS
+    [record] = h.records
+    assert record.rating == Rating.DISSATISFIED
+    assert record.answers == {"resolved": "b", "waiting": "a"}
+    assert record.comment == COMMENT
+    assert record.flags == []
+    assert (record.site_id, record.device_id, record.app_version) == ("fs-23-01", "borne-7", "0.1.0")
+    assert record.period == h.clock.now().replace(minute=0, second=0, microsecond=0)
+    assert h.states == [
+        State.RATING,
+        State.FOLLOW_UP,
+        State.FOLLOW_UP,
+        State.VOICE_OFFER,
+        State.LISTENING,
+        State.REVIEW,
+        State.THANKS,
+    ]
+    assert h.wait(h.flow.settings.thanks_timeout_s)
+    assert h.flow.state == State.ATTRACT
+    assert len(h.records) == 1
+
+
+def test_follow_ups_depend_on_the_rating(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.VERY_SATISFIED)
+    assert h.flow.session.current_follow_up is not None and h.flow.session.current_follow_up.id == "resolved"
+    h.tap("answer", "a")
+    assert h.flow.state == State.VOICE_OFFER  # "waiting" is only asked after DISSATISFIED
+
+
+def test_skipping_a_follow_up_records_no_answer(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    assert h.tap("answer", None)
+    h.tap("decline_voice")
+    assert h.records[0].answers == {}
+
+
+def test_unknown_choice_is_ignored(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    assert not h.tap("answer", "zzz")
+    assert h.flow.state == State.FOLLOW_UP
+
+
+def test_declining_voice_saves_without_comment(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.VERY_SATISFIED)
+    h.tap("answer", "a")
+    assert h.tap("decline_voice")
+    assert h.flow.state == State.THANKS
+    assert h.records[0].comment is None and h.records[0].flags == []
+
+
+def test_no_voice_offer_when_voice_unavailable() -> None:
+    h = Harness(settings(follow_ups=[]), voice=False)
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    assert h.flow.state == State.THANKS
+    assert len(h.records) == 1
+
+
+def test_no_voice_offer_when_disabled_in_settings() -> None:
+    h = Harness(settings(follow_ups=[], voice_enabled=False), voice=True)
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    assert h.flow.state == State.THANKS
+
+
+def test_review_delete_and_redo(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    h.flow.voice_final(COMMENT)
+    assert h.tap("redo")
+    assert h.flow.state == State.LISTENING and h.flow.session.comment is None
+    h.flow.voice_final(COMMENT)
+    assert h.tap("delete")
+    assert h.flow.state == State.THANKS
+    assert h.records[0].comment is None
+
+
+def test_nothing_heard_ends_without_comment(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    assert h.flow.voice_final(None)
+    assert h.flow.state == State.THANKS
+    assert h.records[0].comment is None
+
+
+def test_rating_timeout_returns_to_attract_without_record(h: Harness) -> None:
+    h.tap("touch")
+    assert not h.wait(h.flow.settings.rating_timeout_s - 0.5)
+    assert h.wait(1)
+    assert h.flow.state == State.ATTRACT
+    assert h.records == []
+
+
+@pytest.mark.parametrize("where", ["follow_up", "voice_offer", "listening", "review"])
+def test_walking_away_after_rating_keeps_the_rating(h: Harness, where: str) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.DISSATISFIED)
+    if where != "follow_up":
+        h.tap("answer", "a")
+        h.tap("answer", "b")
+    if where in ("listening", "review"):
+        h.tap("accept_voice")
+    if where == "review":
+        h.flow.voice_final(COMMENT)
+    assert h.flow.state == State(where)
+    limit = h.flow.timeout_s(h.flow.state)
+    assert limit is not None
+    assert not h.wait(limit - 0.5)
+    assert h.records == []
+    assert h.wait(1)
+    assert h.flow.state == State.ATTRACT
+    [record] = h.records
+    assert record.rating == Rating.DISSATISFIED
+    assert record.flags == [Flag.ABANDONED]
+    assert record.comment is None  # never sent without the citizen's confirmation
+    if where != "follow_up":
+        assert record.answers == {"resolved": "a", "waiting": "b"}
+
+
+def test_partial_text_keeps_listening_alive(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    limit = h.flow.settings.listening_timeout_s
+    for _ in range(3):
+        h.clock.advance(limit - 1)
+        h.flow.voice_partial("encore")
+        assert not h.flow.tick()
+    assert h.flow.state == State.LISTENING
+
+
+def test_thanks_timeout_and_touch_on_thanks_starts_a_new_session(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("decline_voice")
+    assert h.tap("touch")
+    assert h.flow.state == State.RATING
+    assert h.flow.session.rating is None and h.flow.session.answers == {}
+
+
+def test_attract_has_no_timeout(h: Harness) -> None:
+    assert not h.wait(10_000)
+    assert h.flow.state == State.ATTRACT
+
+
+def test_taps_within_the_debounce_are_ignored(h: Harness) -> None:
+    h.tap("touch")
+    h.clock.advance(0.1)
+    assert not h.flow.rate(Rating.VERY_SATISFIED)
+    assert h.flow.state == State.RATING
+    h.clock.advance(h.flow.settings.debounce_s)
+    assert h.flow.rate(Rating.VERY_SATISFIED)
+    h.clock.advance(0.05)
+    assert not h.flow.answer("a")  # a double tap does not answer the next question too
+    assert h.flow.session.answers == {}
+
+
+def test_events_in_the_wrong_state_are_ignored(h: Harness) -> None:
+    assert not h.tap("rate", Rating.SATISFIED)
+    assert not h.tap("send")
+    assert not h.tap("accept_voice")
+    assert not h.flow.voice_final(COMMENT)
+    assert not h.flow.voice_partial("x")
+    assert h.flow.state == State.ATTRACT and h.records == []
+
+
+def test_bursts_are_flagged_not_dropped() -> None:
+    h = Harness(settings(follow_ups=[], burst_count=3, burst_window_s=30), voice=False)
+    for _ in range(5):
+        h.tap("touch")
+        h.tap("rate", Rating.VERY_DISSATISFIED)
+    assert len(h.records) == 5
+    assert [record.flags for record in h.records] == [[], [], [Flag.BURST_SUSPECTED]] + [[Flag.BURST_SUSPECTED]] * 2
+    h.clock.advance(60)
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    assert h.records[-1].flags == []
+
+
+def test_language_choice_is_kept_for_the_session_only(h: Harness) -> None:
+    assert h.tap("choose_language", "en")
+    assert h.flow.state == State.RATING and h.flow.session.language == "en"
+    assert not h.tap("choose_language", "de")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("decline_voice")
+    assert h.records[0].ui_language == "en"
+    h.wait(h.flow.settings.thanks_timeout_s)
+    assert h.flow.session.language == "fr"
+
+
+def test_flow_never_imports_kivy() -> None:
+    source = Path(__file__).resolve().parents[2] / "kiosk_app" / "flow.py"
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert "kivy" not in imported
