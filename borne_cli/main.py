@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate": "kiosk_app.cli:simulate",
     "outbox": "sync_agent.cli:outbox",
     "schema": "sync_agent.cli:schema",
+    "sync": "sync_agent.cli:sync",
     "bench": "bench.cli:bench",
 }
 

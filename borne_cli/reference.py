@@ -17,13 +17,14 @@ from pydantic import BaseModel
 from borne_cli.main import cli
 from kiosk_app.settings import KioskSection
 from sync_agent.contract import FollowUp
-from sync_agent.settings import DeviceSection, OutboxSection
+from sync_agent.settings import DeviceSection, OutboxSection, SyncSection
 
 # TOML section -> (model, the processes that read it).
 SETTINGS_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "device": (DeviceSection, "every process"),
     "outbox": (OutboxSection, "`borne simulate`, `borne kiosk`, `borne sync`, `borne outbox`"),
     "kiosk": (KioskSection, "`borne kiosk`, `borne simulate`"),
+    "sync": (SyncSection, "`borne sync`"),
 }
 
 

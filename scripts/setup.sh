@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-EXTRAS=${BORNE_EXTRAS:-dev,voice}
+EXTRAS=${BORNE_EXTRAS:-dev,voice,ingest-pg}
 # Debian 12 package names; see docs/development.md for what each is for.
 SYSTEM_PACKAGES=(mosquitto libportaudio2)
 

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from sync_agent.contract import json_schemas, schema_text
 from sync_agent.outbox import Outbox, OutboxError, OutboxStats
-from sync_agent.settings import DEFAULT_CONFIG_PATH, BorneSettings, OutboxSection, SettingsError
+from sync_agent.settings import DEFAULT_CONFIG_PATH, BorneSettings, OutboxSection, SettingsError, SyncSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 S = TypeVar("S", bound=BorneSettings)
@@ -117,3 +117,55 @@ def schema_export(directory: Path) -> None:
         target = directory / f"{name}.schema.json"
         target.write_text(schema_text(content), encoding="utf-8")
         click.echo(f"wrote {target}")
+
+
+@click.command()
+@config_option
+@click.option("--once", is_flag=True, help="Drain the outbox, wait for every Ack, then exit (0: nothing left).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="With --once: give up after this many seconds (exit 1, records stay in the outbox).",
+)
+def sync(config_path: Path | None, once: bool, timeout: float | None) -> None:
+    """Send the outbox's records to the central platform over MQTT until each is acknowledged."""
+    import signal
+    import sys
+    import threading
+
+    from sync_agent.agent import DrainProgress, SyncAgent
+
+    settings = load_settings(SyncSettings, config_path)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if timeout is not None:
+        timer = threading.Timer(timeout, stop.set)
+        timer.daemon = True
+        timer.start()
+    with open_outbox(settings.outbox.path, settings.outbox.busy_timeout_s) as box:
+        agent = SyncAgent(settings, box)
+        backlog = box.stats(now=datetime.now(UTC)).backlog
+        if once and sys.stdout.isatty():
+            with click.progressbar(length=backlog, label="records acknowledged") as bar:
+                shown = 0
+
+                def update(progress: DrainProgress) -> None:
+                    nonlocal shown
+                    done = progress.acked + progress.rejected
+                    bar.update(done - shown)
+                    shown = done
+
+                drained = agent.run(stop, once=True, on_progress=update)
+        else:
+            drained = agent.run(stop, once=once)
+        left = box.stats(now=datetime.now(UTC)).backlog
+    if once:
+        progress = agent.progress
+        click.echo(
+            f"acknowledged {progress.acked} record(s), rejected {progress.rejected}, "
+            f"{progress.batches_sent} batch(es) sent ({progress.resent} again); {left} left in the outbox"
+        )
+        if not drained:
+            raise click.ClickException(f"{left} record(s) not acknowledged yet; they stay in the outbox")

@@ -193,6 +193,7 @@ class ComponentState(StrEnum):
     MISSING = "missing"
     FAILED = "failed"
     LOADING = "loading"
+    UNKNOWN = "unknown"
 
 
 class Status(Contract):
@@ -206,8 +207,8 @@ class Status(Contract):
     last_ack_at: datetime | None = None
     disk_free_bytes: int | None = Field(default=None, ge=0)
     versions: dict[Key, Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=dict)
-    microphone: ComponentState = ComponentState.MISSING
-    model: ComponentState = ComponentState.MISSING
+    microphone: ComponentState = ComponentState.UNKNOWN
+    model: ComponentState = ComponentState.UNKNOWN
     sent_at: datetime
 
 

@@ -216,6 +216,23 @@ class Outbox:
 
         return self._write(claim)
 
+    def in_flight_batches(self, *, now: datetime) -> list[Batch]:
+        """Batches sent and not yet acknowledged (for example before a restart), to send again as they were."""
+        rows = self._read("SELECT batch_id, payload FROM records WHERE state = 'in_flight' ORDER BY seq")
+        grouped: dict[str, list[Record]] = {}
+        for batch_id, payload in rows:
+            grouped.setdefault(batch_id, []).append(Record.model_validate_json(payload))
+        return [
+            Batch(
+                batch_id=uuid.UUID(batch_id),
+                site_id=records[0].site_id,
+                device_id=records[0].device_id,
+                records=records,
+                sent_at=now,
+            )
+            for batch_id, records in grouped.items()
+        ]
+
     def release_batch(self, batch_id: uuid.UUID) -> int:
         """Put the batch's unacknowledged records back to pending (no Ack came); returns how many."""
         return self._write(
