@@ -6,7 +6,9 @@ import click
 
 from borne_cli.main import LazyGroup
 
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "moderation": "bench.moderation:moderation",
+}
 
 
 @click.group(cls=LazyGroup, lazy=BENCHMARKS)

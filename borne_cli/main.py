@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "schema": "sync_agent.cli:schema",
     "sync": "sync_agent.cli:sync",
     "bench": "bench.cli:bench",
+    "moderate": "edge_models.moderation.cli:moderate",
 }
 
 

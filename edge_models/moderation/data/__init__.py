@@ -1,0 +1,1 @@
+"""Word lists of the moderation (a package so that the lists ship in wheels)."""
