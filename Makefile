@@ -21,7 +21,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest
+	scripts/with-postgres.sh $(BIN)/pytest
 
 schemas: setup
 	$(BIN)/borne schema export schemas

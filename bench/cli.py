@@ -8,6 +8,7 @@ from borne_cli.main import LazyGroup
 
 BENCHMARKS: dict[str, str] = {
     "moderation": "bench.moderation:moderation",
+    "sync": "bench.sync:sync",
 }
 
 

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sync": "sync_agent.cli:sync",
     "bench": "bench.cli:bench",
     "moderate": "edge_models.moderation.cli:moderate",
+    "ingest": "platform_ingest.cli:ingest",
 }
 
 

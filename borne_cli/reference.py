@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from borne_cli.main import cli
 from kiosk_app.settings import KioskSection
+from platform_ingest.settings import IngestSection
 from sync_agent.contract import FollowUp
 from sync_agent.settings import DeviceSection, OutboxSection, SyncSection
 
@@ -25,6 +26,7 @@ SETTINGS_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "outbox": (OutboxSection, "`borne simulate`, `borne kiosk`, `borne sync`, `borne outbox`"),
     "kiosk": (KioskSection, "`borne kiosk`, `borne simulate`"),
     "sync": (SyncSection, "`borne sync`"),
+    "ingest": (IngestSection, "`borne ingest` (central platform)"),
 }
 
 

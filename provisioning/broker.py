@@ -88,6 +88,7 @@ def mosquitto_conf(
         f"acl_file {acl_file}",
         f"max_packet_size {max_packet_bytes}",
         "max_inflight_messages 100",
+        "set_tcp_nodelay true",  # Acks are small and latency-bound: no Nagle delay
         "max_queued_messages 10000",
         "persistent_client_expiration 90d",
     ]

@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 EXTRAS=${BORNE_EXTRAS:-dev,voice,ingest-pg}
 # Debian 12 package names; see docs/development.md for what each is for.
-SYSTEM_PACKAGES=(mosquitto libportaudio2)
+SYSTEM_PACKAGES=(mosquitto libportaudio2 postgresql postgresql-common pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -15,6 +15,7 @@ import logging
 import queue
 import random
 import shutil
+import socket
 import ssl
 import threading
 import time
@@ -78,6 +79,10 @@ class _Sent:
     batch: Batch
     deadline: float
     info: mqtt.MQTTMessageInfo
+    attempts: int = 1
+
+
+MAX_ACK_WAIT_S = 600.0
 
 
 @dataclass
@@ -193,6 +198,7 @@ class SyncAgent:
             clean_start=False,
             properties=properties,
         )
+        _disable_nagle(client)
         client.loop_start()
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while not inbox.connected.is_set():
@@ -257,7 +263,11 @@ class SyncAgent:
         info = self._client.publish(self._topics["batch"], batch.to_json(), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise SyncError(f"publish failed: {mqtt.error_string(info.rc)}")
-        self._sent[batch.batch_id] = _Sent(batch, time.monotonic() + self.settings.sync.ack_timeout_s, info)
+        previous = self._sent.get(batch.batch_id)
+        attempts = previous.attempts + 1 if previous else 1
+        # Each re-send waits twice as long: a slow platform is not flooded with copies.
+        wait = min(self.settings.sync.ack_timeout_s * 2 ** (attempts - 1), MAX_ACK_WAIT_S)
+        self._sent[batch.batch_id] = _Sent(batch, time.monotonic() + wait, info, attempts)
         self.progress.batches_sent += 1
         self.progress.resent += again
 
@@ -265,9 +275,7 @@ class SyncAgent:
         now = time.monotonic()
         for batch_id, sent in list(self._sent.items()):
             if now >= sent.deadline:
-                logger.warning(
-                    "no Ack for batch %s after %.0f s; sending it again", batch_id, self.settings.sync.ack_timeout_s
-                )
+                logger.warning("no Ack for batch %s (sent %d time(s)); sending it again", batch_id, sent.attempts)
                 self._send(sent.batch, again=True)
 
     def _handle_messages(self, timeout: float) -> None:
@@ -355,6 +363,13 @@ class SyncAgent:
             return
         self._client.publish(self._topics["status"], self._status("online").to_json(), qos=1, retain=True)
         self._last_status = time.monotonic()
+
+
+def _disable_nagle(client: mqtt.Client) -> None:
+    """Small packets (batches, PUBACKs) go out at once instead of waiting on delayed TCP ACKs (~40 ms)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _check_files(settings: SyncSettings) -> None:

@@ -19,7 +19,7 @@ SCHEMA_VERSION: Literal[1] = 1
 
 # Identifiers also appear in MQTT topics: no '/', '+', '#', spaces or control characters.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-DEPARTMENT_PATTERN = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$"
+DEPARTMENT_PATTERN = r"^(0[1-9]|1[0-9]|2[1-9]|[3-8][0-9]|9[0-5]|2A|2B|97[1-46])$"  # no 20, no 975
 LANGUAGE_PATTERN = r"^[a-z]{2}$"
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_]{0,31}$"
 

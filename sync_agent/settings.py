@@ -58,7 +58,7 @@ class DeviceSection(Section):
     department: str = Field(
         default="75",
         pattern=DEPARTMENT_PATTERN,
-        description="Département code of the site: '01'..'95', '2A', '2B' or '971'..'976'.",
+        description="Département code of the site: '01'..'95' (not '20'), '2A', '2B', '971'..'974' or '976'.",
     )
 
 
@@ -199,7 +199,10 @@ class SyncSection(Section):
         default=4, ge=1, le=64, description="Batches sent and not yet acknowledged at the same time."
     )
     ack_timeout_s: float = Field(
-        default=30, gt=0, le=3600, description="A batch without Ack after this long is sent again (same id)."
+        default=30,
+        gt=0,
+        le=3600,
+        description="A batch without Ack after this long is sent again (same id); each re-send waits twice as long.",
     )
     backoff_min_s: float = Field(default=1, gt=0, le=600, description="First wait after a failure.")
     backoff_max_s: float = Field(default=300, gt=0, le=86400, description="Longest wait between attempts.")

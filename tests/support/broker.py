@@ -1,122 +1,15 @@
-"""A real Mosquitto started by the tests on a free port, with a test CA, TLS, client certificates and ACL."""
+"""The tests' broker: a real Mosquitto on a free port with TLS, client certificates and ACL."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from provisioning.broker import FleetDevice, acl, mosquitto_conf
-from provisioning.pki import KeyAndCertificate, create_ca, issue
-
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from provisioning.local_broker import LocalBroker as Broker
+from provisioning.local_broker import LocalPKI, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class TestPKI:
-    """A CA with a server certificate for localhost and one client certificate per identity."""
+class TestPKI(LocalPKI):
+    """A test CA with a server certificate for localhost and one client certificate per identity."""
 
     __test__ = False  # a helper, not a test class
 
-    root: Path
-    ca: KeyAndCertificate = field(default_factory=lambda: create_ca("Borne test CA"))
 
-    def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "ca.crt").write_bytes(self.ca.cert_pem)
-        issue(self.ca, "localhost", server_names=["localhost", "127.0.0.1"]).write(
-            self.root / "server.crt", self.root / "server.key"
-        )
-
-    @property
-    def ca_file(self) -> Path:
-        return self.root / "ca.crt"
-
-    def client(self, identity: str, ca: KeyAndCertificate | None = None) -> tuple[Path, Path]:
-        """(certificate, key) files for `identity`, signed by this CA or by `ca`."""
-        cert, key = self.root / f"{identity}.crt", self.root / f"{identity}.key"
-        if ca is not None or not cert.exists():
-            issue(ca or self.ca, identity).write(cert, key)
-        return cert, key
-
-
-class Broker:
-    """One mosquitto process; `kill()` and `start()` again keep its port, config and persistence."""
-
-    def __init__(
-        self,
-        root: Path,
-        pki: TestPKI,
-        devices: Sequence[FleetDevice],
-        ingest_identities: Sequence[str] = ("ingest",),
-    ) -> None:
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.pki = pki
-        (root / "acl").write_text(acl(devices, ingest_identities))
-        (root / "data").mkdir(exist_ok=True)
-        self.log = root / "mosquitto.log"
-        (root / "mosquitto.conf").write_text(
-            mosquitto_conf(
-                port=self.port,
-                bind_address=self.host,
-                cafile=pki.ca_file,
-                certfile=pki.root / "server.crt",
-                keyfile=pki.root / "server.key",
-                acl_file=root / "acl",
-                persistence_dir=root / "data",
-                run_as_user="root" if os.geteuid() == 0 else None,
-                log_file=self.log,
-            )
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Broker:
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.root / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited: {self.process.stderr.read().decode() if self.process.stderr else ''}"
-                    f"\n{self.log.read_text() if self.log.exists() else ''}"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_text(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
+__all__ = ["Broker", "TestPKI", "free_port"]

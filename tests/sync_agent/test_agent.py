@@ -128,6 +128,20 @@ def test_batch_without_ack_is_sent_again_with_the_same_id(tmp_path: Path, broker
     assert sorted(map(str, platform.stored)) == sorted(written)
 
 
+def test_each_resend_waits_twice_as_long(tmp_path: Path, broker: Broker) -> None:
+    settings = settings_for(tmp_path, broker, ack_timeout_s=0.2, max_batches_in_flight=1)
+    fill(settings, 3)
+    platform = AckingPlatform(broker, ack_when=lambda batch: False)
+    try:
+        drained, _ = drain(settings, timeout=3.2)
+    finally:
+        platform.close()
+    assert not drained
+    [sends] = platform.batches.values()
+    # Sent at 0, 0.2, 0.6, 1.4 and 3.0 s with doubling; a fixed 0.2 s timeout would have sent it 16 times.
+    assert 3 <= sends <= 6
+
+
 def test_rejected_records_are_set_aside_not_resent(tmp_path: Path, broker: Broker) -> None:
     settings = settings_for(tmp_path, broker)
     written = fill(settings, 20)

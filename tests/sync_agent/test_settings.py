@@ -100,6 +100,7 @@ def test_bad_environment_value_names_the_variable(write_config, monkeypatch: pyt
         ("[outbox]\nretention = 3", "outbox.retention = 3: unknown key"),
         ("[outbox]\nretention_days = -1", "outbox.retention_days = -1: Input should be greater than or equal to 0"),
         ("[device]\ndepartment = '96'", "device.department = '96'"),
+        ("[device]\ndepartment = '20'", "device.department = '20'"),
         ("[kiosk]\nlanguages = []", "kiosk.languages = []"),
         ("[kiosk]\nlanguages = ['fr', 'fr']", "each language may appear once"),
         ("[kiosk]\nquestion = { en = 'Happy?' }", "French"),

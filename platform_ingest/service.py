@@ -1,0 +1,322 @@
+"""The MQTT side of ingest: a persistent MQTT v5 session on a shared subscription, one message at a time.
+
+- `clean_start=False` with a session expiry: while ingest is away the broker keeps its session and
+  queues its share of the batches.
+- `manual_ack=True`: the batch's PUBACK goes out only after the store committed and the broker
+  acknowledged our `Ack` (QoS 1 on `borne/v1/{site}/{device}/ack`); a consumer killed at any point gets
+  the batch again when it comes back, stores nothing twice and answers with `duplicates`.
+- Any failure (broker gone, database gone) ends the session; the loop waits (exponential backoff with
+  jitter) and starts again. A broker that refuses us is reported with the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from platform_ingest.consumer import handle
+from platform_ingest.settings import IngestSection
+from platform_ingest.store import Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+BATCH_FILTER = "borne/v1/+/+/batch"
+
+
+class IngestConfigError(Exception):
+    """Settings ingest cannot start with (TLS files missing or unreadable); the message names the key."""
+
+
+class ConnectionLost(Exception):
+    """The broker connection ended while consuming."""
+
+
+class BrokerRefused(Exception):
+    """The broker refused our connection or subscription; the message says why and what to change."""
+
+
+def shared_filter(group: str) -> str:
+    return f"$share/{group}/{BATCH_FILTER}"
+
+
+class Backoff:
+    """Exponential backoff with jitter: each wait is drawn in [cap/2, cap], cap doubling up to `maximum`."""
+
+    def __init__(self, minimum: float, maximum: float, rng: Callable[[], float] = random.random) -> None:
+        self.minimum, self.maximum, self._rng = minimum, max(minimum, maximum), rng
+        self._attempt = 0
+
+    def next(self) -> float:
+        cap = min(self.maximum, self.minimum * float(2**self._attempt))
+        self._attempt = min(self._attempt + 1, 32)
+        return cap / 2 + self._rng() * cap / 2
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+def tls_context(settings: IngestSection) -> ssl.SSLContext:
+    """The TLS context for the broker connection, or IngestConfigError naming the bad key."""
+    try:
+        context = ssl.create_default_context(cafile=str(settings.tls_ca) if settings.tls_ca else None)
+    except (OSError, ssl.SSLError) as error:
+        raise IngestConfigError(f"[ingest] tls_ca = {str(settings.tls_ca)!r}: cannot load it ({error})") from None
+    if settings.tls_cert is not None:
+        try:
+            context.load_cert_chain(
+                str(settings.tls_cert), str(settings.tls_key) if settings.tls_key is not None else None
+            )
+        except (OSError, ssl.SSLError) as error:
+            raise IngestConfigError(
+                f"[ingest] tls_cert = {str(settings.tls_cert)!r}, tls_key = {str(settings.tls_key)!r}: "
+                f"cannot load the client certificate and key ({error})"
+            ) from None
+    return context
+
+
+def describe_connection_error(error: BaseException, settings: IngestSection) -> str:
+    """What went wrong connecting to the broker, and which setting to change."""
+    where = f"{settings.broker_host}:{settings.broker_port}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"the broker at {where} presented a certificate we do not trust ({error.verify_message}); set "
+            "[ingest] tls_ca to the CA that signed it and broker_host to a name the certificate holds"
+        )
+    if isinstance(error, ssl.SSLError):
+        return (
+            f"TLS handshake with {where} failed ({error.reason or error}); the broker likely refused our client "
+            "certificate: [ingest] tls_cert must be issued by the CA in the broker's cafile"
+        )
+    if isinstance(error, ConnectionRefusedError):
+        return f"nothing accepts connections at {where}; check [ingest] broker_host and broker_port, and the broker"
+    if isinstance(error, ConnectionResetError):
+        return (
+            f"the broker at {where} closed the connection during setup; if it requires TLS, check [ingest] tls, "
+            "and that tls_cert is issued by the CA the broker trusts"
+        )
+    return f"cannot reach the broker at {where}: {error}"
+
+
+def describe_early_close(detail: str, settings: IngestSection) -> str:
+    """The broker hung up before answering our CONNECT: most often it refused the client certificate."""
+    return (
+        f"the broker at {settings.broker_host}:{settings.broker_port} closed the connection before accepting "
+        f"client {settings.client_id!r} ({detail}); it most likely refused our TLS client certificate: "
+        "[ingest] tls_cert must be issued by the CA in the broker's cafile (also check broker_port and tls)"
+    )
+
+
+def describe_refusal(reason: Any, settings: IngestSection) -> str:
+    """The CONNACK refusal `reason` as a sentence with the fix."""
+    identity = settings.username or f"the certificate {settings.tls_cert}"
+    return (
+        f"the broker at {settings.broker_host}:{settings.broker_port} refused client {settings.client_id!r} "
+        f"({reason}); it must know {identity} as an ingest identity: with Mosquitto, the certificate's common name "
+        "(or user name) needs 'topic read borne/v1/+/+/batch' and 'topic write borne/v1/+/+/ack' in the ACL "
+        "(borne provision generates it), or set [ingest] username/password"
+    )
+
+
+@dataclass
+class _SessionState:
+    connected: bool = False
+    subscribed: bool = False
+    failure: BaseException | None = None
+    waiting_for_ack: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Ack publish mid -> (batch message mid, qos): batches to acknowledge once the broker has their Ack."""
+
+
+class IngestService:
+    """Consumes batches until `stop` is set; `store_factory` opens the store (again after a failure)."""
+
+    def __init__(
+        self,
+        settings: IngestSection,
+        store_factory: Callable[[], Store],
+        *,
+        on_ready: Callable[[Store], None] | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self._store_factory = store_factory
+        self._on_ready = on_ready
+        self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
+        self._tls = tls_context(settings) if settings.tls else None
+        self.handled = 0
+        self.subscribed = threading.Event()
+        """Set while the broker has confirmed our subscription (for readiness checks)."""
+
+    def run(self, stop: threading.Event) -> None:
+        """Connect, consume, reconnect after failures; return when `stop` is set."""
+        store: Store | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if store is None:
+                        store = self._store_factory()
+                        if self._on_ready is not None:
+                            self._on_ready(store)
+                    self._session(store, stop)
+                except StoreError as error:
+                    logger.error("database problem, will reconnect: %s", error)
+                    if store is not None:
+                        _close_quietly(store)
+                    store = None
+                except BrokerRefused as error:
+                    logger.error("%s", error)
+                except ConnectionLost as error:
+                    logger.warning("%s", error)
+                except (OSError, ssl.SSLError) as error:
+                    logger.error("%s", describe_connection_error(error, self.settings))
+                except Exception:
+                    logger.exception("ingest session failed; starting again")
+                if not stop.is_set():
+                    delay = self._backoff.next()
+                    logger.info("reconnecting in %.1f s", delay)
+                    stop.wait(delay)
+        finally:
+            if store is not None:
+                _close_quietly(store)
+        logger.info("ingest stopped after %d message(s)", self.handled)
+
+    def _client(self, store: Store, state: _SessionState) -> mqtt.Client:
+        settings = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=False,
+        )
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
+        if settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password is not None else None
+            client.username_pw_set(settings.username, password)
+        subscription = shared_filter(settings.share_group)
+
+        def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+            if reason.is_failure:
+                state.failure = BrokerRefused(describe_refusal(reason, settings))
+                return
+            state.connected = True
+            self._backoff.reset()
+            logger.info(
+                "connected to %s:%s as %s (session present: %s)",
+                settings.broker_host,
+                settings.broker_port,
+                settings.client_id,
+                flags.session_present,
+            )
+            client.subscribe(subscription, qos=1)
+
+        def on_subscribe(client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+            for reason in reasons:
+                if reason.is_failure:
+                    state.failure = BrokerRefused(
+                        f"the broker refused the subscription {subscription} ({reason}); client "
+                        f"{settings.client_id!r} needs 'topic read {BATCH_FILTER}' in the broker's ACL"
+                    )
+                    return
+            state.subscribed = True
+            self.subscribed.set()
+            logger.info("subscribed to %s", subscription)
+
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            if state.failure is not None:
+                return  # the session is ending; the broker will deliver this message again
+            try:
+                message_topic = message.topic
+            except UnicodeDecodeError:
+                message_topic = bytes(message._topic).decode("utf-8", "replace")
+            try:
+                outcome = handle(
+                    message_topic, bytes(message.payload), store, max_payload_bytes=settings.max_payload_bytes
+                )
+                self.handled += 1
+                if outcome.ack is None or outcome.ack_topic is None:
+                    client.ack(message.mid, message.qos)
+                    return
+                info = client.publish(outcome.ack_topic, outcome.ack.to_json(), qos=1)
+                # The batch is released at the broker once the broker holds the Ack (see on_publish):
+                # paho may queue the Ack behind others, and a PUBACK sent first could lose it.
+                state.waiting_for_ack[info.mid] = (message.mid, message.qos)
+            except Exception as error:
+                # Not acknowledged: the session ends (see _session) and the broker delivers the message
+                # again when this consumer reconnects.
+                state.failure = error
+
+        def on_publish(client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+            batch = state.waiting_for_ack.pop(mid, None)
+            if batch is None:
+                return
+            if reason.is_failure:
+                logger.warning("the broker refused an Ack (%s); the terminal will send that batch again", reason)
+            client.ack(*batch)
+
+        client.on_connect = on_connect
+        client.on_publish = on_publish
+        client.on_subscribe = on_subscribe
+        client.on_message = on_message
+        return client
+
+    def _session(self, store: Store, stop: threading.Event) -> None:
+        settings = self.settings
+        state = _SessionState()
+        self.subscribed.clear()
+        client = self._client(store, state)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = settings.session_expiry_s
+        client.connect(
+            settings.broker_host,
+            settings.broker_port,
+            keepalive=settings.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        _disable_nagle(client)
+        try:
+            while not stop.is_set() and state.failure is None:
+                code = client.loop(timeout=0.5)
+                if code != mqtt.MQTT_ERR_SUCCESS and state.failure is None:
+                    if not state.connected:
+                        raise BrokerRefused(describe_early_close(mqtt.error_string(code), settings))
+                    raise ConnectionLost(f"lost the broker connection ({mqtt.error_string(code)})")
+        finally:
+            self.subscribed.clear()
+            if client.is_connected():
+                client.disconnect()
+                for _ in range(10):  # let the DISCONNECT (and any Ack still queued) go out
+                    if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+        if state.failure is not None:
+            raise state.failure
+
+
+def _disable_nagle(client: mqtt.Client) -> None:
+    """Send each packet at once: paho leaves Nagle's algorithm on, which holds a small packet (an Ack, a
+    PUBACK) until the previous one is acknowledged, up to the peer's delayed-ACK timer (40 ms on Linux)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):  # ssl.SSLSocket included
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            logger.debug("could not set TCP_NODELAY", exc_info=True)
+
+
+def _close_quietly(store: Store) -> None:
+    try:
+        store.close()
+    except Exception:
+        logger.exception("closing the store failed")

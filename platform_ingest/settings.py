@@ -1,0 +1,87 @@
+"""Settings of `borne ingest`: the broker it consumes from, the database it writes to, its limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+
+from platform_ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
+from sync_agent.contract import IDENTIFIER_PATTERN, MAX_BATCH_BYTES
+from sync_agent.settings import BorneSettings, Section
+
+DEFAULT_DB = "sqlite:////var/lib/borne-ingest/ingest.db"
+
+
+class IngestSection(Section):
+    """The central consumer: broker connection, shared subscription group, database."""
+
+    broker_host: str = Field(default="localhost", min_length=1, description="MQTT broker host name or address.")
+    broker_port: int = Field(default=8883, ge=1, le=65535, description="MQTT broker port (8883: MQTT over TLS).")
+    tls: bool = Field(default=True, description="Connect with TLS (turn off only for a broker on a private link).")
+    tls_ca: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/ca.crt"),
+        description="CA certificate that signed the broker's certificate; empty for the system's CAs.",
+    )
+    tls_cert: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/ingest.crt"),
+        description="Client certificate of this consumer (its common name is its MQTT identity); empty for none.",
+    )
+    tls_key: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/ingest.key"), description="Private key of the client certificate."
+    )
+    username: str | None = Field(default=None, description="MQTT user name, for brokers that use passwords.")
+    password: SecretStr | None = Field(default=None, description="MQTT password (never logged).")
+    client_id: str = Field(
+        default="ingest",
+        pattern=IDENTIFIER_PATTERN,
+        description="MQTT client id; give each consumer its own, and keep it across restarts (the broker keeps "
+        "its session and unacknowledged batches under it).",
+    )
+    share_group: str = Field(
+        default="ingest",
+        pattern=IDENTIFIER_PATTERN,
+        description="Shared subscription group: consumers in one group split the batches ($share/<group>/...).",
+    )
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        le=2**32 - 1,
+        description="How long the broker keeps this consumer's session and queue while it is away.",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive interval.")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60, description="First wait before reconnecting.")
+    reconnect_max_s: float = Field(default=60.0, gt=0, le=3600, description="Longest wait between reconnections.")
+    db: str = Field(
+        default=DEFAULT_DB,
+        description="Database URL: sqlite:////absolute/path.db (embedded) or postgresql://user@host:5432/db "
+        "(needs pip install 'borne[ingest-pg]').",
+    )
+    max_payload_bytes: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES,
+        ge=MAX_BATCH_BYTES,
+        le=256 * 1024 * 1024,
+        description="Bigger payloads are dead-lettered unread (devices send at most 256 KiB).",
+    )
+    sites_file: Path | None = Field(
+        default=None,
+        description="CSV sites directory (site_id,name,department) imported at start; empty for none.",
+    )
+
+    @field_validator("tls_ca", "tls_cert", "tls_key", "sites_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("db")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:////absolute/path.db or postgresql://user@host:port/database")
+        return value
+
+
+class IngestSettings(BorneSettings):
+    """Settings read by `borne ingest`."""
+
+    ingest: IngestSection = Field(default_factory=IngestSection, description="The central consumer.")

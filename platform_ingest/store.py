@@ -1,0 +1,513 @@
+"""Where ingest keeps records, dead letters and the sites directory: SQLite (default) or PostgreSQL.
+
+Records are stored idempotently on `(device_id, record_id)`: storing a record again is a no-op that
+reports it as a duplicate. Everything one batch changes is written in one transaction. Errors come out
+as `StoreUnavailable` (the database cannot be reached or is busy: retry later, the message stays
+unacknowledged at the broker) or `StoreError` (the database refused the data).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from platform_ingest.departments import DEPARTMENTS, UNKNOWN, region_of
+from sync_agent.contract import Batch, Flag, Record, truncate_to_hour
+
+SCHEMA_VERSION = 1
+MAX_DEAD_LETTER_BYTES = 64 * 1024
+"""Dead letters keep at most this many bytes of the payload (and its full length)."""
+
+GroupBy = Literal["site", "department", "region"]
+GROUPS: tuple[GroupBy, ...] = ("site", "department", "region")
+
+
+class StoreError(Exception):
+    """The database refused an operation; the message says which and why."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or stays busy; retrying later may work."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A payload ingest could not use, kept for an operator with the reason."""
+
+    topic: str
+    payload: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class StoredDeadLetter:
+    id: int
+    topic: str
+    payload: bytes
+    payload_bytes: int
+    reason: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Site:
+    site_id: str
+    name: str
+    department: str
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """Satisfaction indicators of one group (a site, a département or a region) in one month."""
+
+    group: str
+    label: str
+    month: str
+    records: int
+    satisfied: int
+    comments: int
+    bursts: int
+
+    @property
+    def satisfaction_rate(self) -> float:
+        """Share of ratings 3 (satisfied) and 4 (very satisfied)."""
+        return self.satisfied / self.records if self.records else 0.0
+
+
+class Store(ABC):
+    """Records, dead letters and sites; one instance per process, used from one thread."""
+
+    @abstractmethod
+    def store(
+        self, records: Sequence[Record], *, dead_letter: DeadLetter | None = None, received: datetime | None = None
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """Store `records` (and `dead_letter`) in one transaction: (accepted ids, duplicate ids)."""
+
+    def store_batch(self, batch: Batch) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """Store a whole valid batch: (accepted ids, duplicate ids)."""
+        return self.store(batch.records)
+
+    @abstractmethod
+    def add_dead_letter(self, letter: DeadLetter, *, received: datetime | None = None) -> None:
+        """Keep `letter` (payload truncated to MAX_DEAD_LETTER_BYTES)."""
+
+    @abstractmethod
+    def dead_letters(self, limit: int = 100) -> list[StoredDeadLetter]:
+        """The most recent dead letters, newest first."""
+
+    @abstractmethod
+    def upsert_sites(self, sites: Iterable[Site]) -> int:
+        """Insert or update sites in one transaction; the number written."""
+
+    @abstractmethod
+    def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
+        """Indicators per group and month (only `month`, 'YYYY-MM', if given), ordered by group then month."""
+
+    @abstractmethod
+    def record_count(self) -> int:
+        """How many records are stored."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; the store may not be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+_RECORD_COLUMNS = (
+    "device_id",
+    "record_id",
+    "site_id",
+    "period",
+    "month",
+    "rating",
+    "answers",
+    "comment_text",
+    "comment_language",
+    "comment_asr_model",
+    "comment_confidence",
+    "comment_redactions",
+    "flags",
+    "burst",
+    "ui_language",
+    "app_version",
+    "schema_version",
+    "received_hour",
+)
+
+
+_INSERT_RECORD = (
+    f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) "  # noqa: S608 — fixed column names, values are bound
+    f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)}) ON CONFLICT (device_id, record_id) DO NOTHING"
+)
+
+
+def _record_row(record: Record, received_hour: datetime) -> tuple[Any, ...]:
+    comment = record.comment
+    return (
+        record.device_id,
+        record.record_id,
+        record.site_id,
+        record.period.isoformat(),
+        record.period.strftime("%Y-%m"),  # the month where the office is, from the local time
+        int(record.rating),
+        json.dumps(record.answers, sort_keys=True),
+        comment.text if comment else None,
+        comment.language if comment else None,
+        comment.asr_model if comment else None,
+        comment.confidence if comment else None,
+        json.dumps(comment.redactions, sort_keys=True) if comment else None,
+        json.dumps([str(flag) for flag in record.flags]),
+        Flag.BURST_SUSPECTED in record.flags,
+        record.ui_language,
+        record.app_version,
+        record.schema_version,
+        received_hour.isoformat(),
+    )
+
+
+class _SqlStore(Store):
+    """The SQL both engines share; subclasses give the connection, DDL and placeholder style."""
+
+    placeholder = "?"
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[_Cursor]: ...
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.placeholder)
+
+    def _uuid(self, value: uuid.UUID) -> Any:
+        return str(value)
+
+    def store(
+        self, records: Sequence[Record], *, dead_letter: DeadLetter | None = None, received: datetime | None = None
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        received = received or datetime.now(UTC)
+        insert = self._sql(_INSERT_RECORD)
+        accepted: list[uuid.UUID] = []
+        duplicates: list[uuid.UUID] = []
+        hour = truncate_to_hour(received.astimezone(UTC))
+        with self._transaction() as cursor:
+            for record in records:
+                row = list(_record_row(record, hour))
+                row[1] = self._uuid(record.record_id)
+                cursor.execute(insert, row)
+                (accepted if cursor.rowcount == 1 else duplicates).append(record.record_id)
+            if dead_letter is not None:
+                self._insert_dead_letter(cursor, dead_letter, received)
+        return accepted, duplicates
+
+    def add_dead_letter(self, letter: DeadLetter, *, received: datetime | None = None) -> None:
+        with self._transaction() as cursor:
+            self._insert_dead_letter(cursor, letter, received or datetime.now(UTC))
+
+    def _insert_dead_letter(self, cursor: _Cursor, letter: DeadLetter, received: datetime) -> None:
+        cursor.execute(
+            self._sql(
+                "INSERT INTO dead_letters (topic, payload, payload_bytes, reason, received_at) VALUES (?, ?, ?, ?, ?)"
+            ),
+            (
+                _clean_text(letter.topic, 1000),
+                letter.payload[:MAX_DEAD_LETTER_BYTES],
+                len(letter.payload),
+                _clean_text(letter.reason, 2000),
+                received.astimezone(UTC).isoformat(),
+            ),
+        )
+
+    def dead_letters(self, limit: int = 100) -> list[StoredDeadLetter]:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "SELECT id, topic, payload, payload_bytes, reason, received_at FROM dead_letters "
+                    "ORDER BY id DESC LIMIT ?"
+                ),
+                (limit,),
+            )
+            rows = cursor.fetchall()
+        return [
+            StoredDeadLetter(
+                id=int(row[0]),
+                topic=row[1],
+                payload=bytes(row[2]),
+                payload_bytes=int(row[3]),
+                reason=row[4],
+                received_at=row[5] if isinstance(row[5], datetime) else datetime.fromisoformat(row[5]),
+            )
+            for row in rows
+        ]
+
+    def upsert_sites(self, sites: Iterable[Site]) -> int:
+        upsert = self._sql(
+            "INSERT INTO sites (site_id, name, department, region) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, department = excluded.department, "
+            "region = excluded.region"
+        )
+        written = 0
+        with self._transaction() as cursor:
+            for site in sites:
+                cursor.execute(upsert, (site.site_id, site.name, site.department, region_of(site.department)))
+                written += 1
+        return written
+
+    def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
+        key = {
+            "site": "r.site_id",
+            "department": f"COALESCE(s.department, '{UNKNOWN}')",
+            "region": f"COALESCE(s.region, '{UNKNOWN}')",
+        }[by]
+        where = "WHERE r.month = ?" if month is not None else ""
+        query = self._sql(
+            f"SELECT {key} AS grp, r.month, COUNT(*), "  # noqa: S608 — key comes from the fixed table above
+            "SUM(CASE WHEN r.rating >= 3 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN r.comment_text IS NOT NULL THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN r.burst THEN 1 ELSE 0 END) "
+            f"FROM records r LEFT JOIN sites s ON s.site_id = r.site_id {where} "
+            "GROUP BY grp, r.month ORDER BY grp, r.month"
+        )
+        with self._transaction() as cursor:
+            cursor.execute(query, (month,) if month is not None else ())
+            rows = cursor.fetchall()
+            cursor.execute("SELECT site_id, name FROM sites")
+            site_names = {row[0]: row[1] for row in cursor.fetchall()}
+        indicators = []
+        for group, row_month, records, satisfied, comments, bursts in rows:
+            if by == "site":
+                label = site_names.get(group, "")
+            elif by == "department":
+                label = DEPARTMENTS[group].name if group in DEPARTMENTS else ""
+            else:
+                label = group
+            indicators.append(
+                Indicator(
+                    group=group,
+                    label=label,
+                    month=str(row_month),
+                    records=int(records),
+                    satisfied=int(satisfied),
+                    comments=int(comments),
+                    bursts=int(bursts),
+                )
+            )
+        return indicators
+
+    def record_count(self) -> int:
+        with self._transaction() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM records")
+            return int(cursor.fetchall()[0][0])
+
+
+def _clean_text(text: str, limit: int) -> str:
+    """`text` without NUL characters or lone surrogates (neither survives a PostgreSQL text column)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\N{REPLACEMENT CHARACTER}")[:limit]
+
+
+_SQLITE_DDL = (
+    "CREATE TABLE IF NOT EXISTS ingest_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS records (
+        device_id TEXT NOT NULL, record_id TEXT NOT NULL, site_id TEXT NOT NULL,
+        period TEXT NOT NULL, month TEXT NOT NULL, rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 4),
+        answers TEXT NOT NULL, comment_text TEXT, comment_language TEXT, comment_asr_model TEXT,
+        comment_confidence REAL, comment_redactions TEXT, flags TEXT NOT NULL, burst INTEGER NOT NULL,
+        ui_language TEXT NOT NULL, app_version TEXT NOT NULL, schema_version INTEGER NOT NULL,
+        received_hour TEXT NOT NULL,
+        PRIMARY KEY (device_id, record_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS records_month_site ON records (month, site_id)",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+        payload_bytes INTEGER NOT NULL, reason TEXT NOT NULL, received_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS sites (
+        site_id TEXT PRIMARY KEY, name TEXT NOT NULL, department TEXT NOT NULL, region TEXT NOT NULL
+    )""",
+)
+
+
+class SqliteStore(_SqlStore):
+    """An embedded SQLite file (WAL, synchronous=FULL); several local processes may share it."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s)
+            if self.path != ":memory:":
+                self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=FULL")
+        except (OSError, sqlite3.Error) as error:
+            raise StoreUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._transaction() as cursor:
+            for statement in _SQLITE_DDL:
+                cursor.execute(statement)
+            _check_version(cursor, self._sql, f"SQLite database {self.path}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Cursor]:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite database {self.path}: {error}") from error
+        try:
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException as error:
+            self._connection.rollback()
+            if isinstance(error, sqlite3.OperationalError):
+                raise StoreUnavailable(f"SQLite database {self.path}: {error}") from error
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(f"SQLite database {self.path} refused the data: {error}") from error
+            raise
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _check_version(cursor: _Cursor, sql: Any, where: str) -> None:
+    cursor.execute(sql("SELECT value FROM ingest_meta WHERE key = ?"), ("schema_version",))
+    rows = cursor.fetchall()
+    if not rows:
+        cursor.execute(
+            sql("INSERT INTO ingest_meta (key, value) VALUES (?, ?)"), ("schema_version", str(SCHEMA_VERSION))
+        )
+    elif int(rows[0][0]) > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has ingest schema version {rows[0][0]}, newer than this borne's {SCHEMA_VERSION}; upgrade borne"
+        )
+
+
+_POSTGRES_DDL = (
+    "CREATE TABLE IF NOT EXISTS ingest_meta (key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS records (
+        device_id text NOT NULL, record_id uuid NOT NULL, site_id text NOT NULL,
+        period timestamptz NOT NULL, month char(7) NOT NULL, rating smallint NOT NULL CHECK (rating BETWEEN 1 AND 4),
+        answers jsonb NOT NULL, comment_text text, comment_language text, comment_asr_model text,
+        comment_confidence double precision, comment_redactions jsonb, flags jsonb NOT NULL, burst boolean NOT NULL,
+        ui_language text NOT NULL, app_version text NOT NULL, schema_version smallint NOT NULL,
+        received_hour timestamptz NOT NULL,
+        PRIMARY KEY (device_id, record_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS records_month_site ON records (month, site_id)",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, topic text NOT NULL, payload bytea NOT NULL,
+        payload_bytes integer NOT NULL, reason text NOT NULL, received_at timestamptz NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS sites (
+        site_id text PRIMARY KEY, name text NOT NULL, department text NOT NULL, region text NOT NULL
+    )""",
+)
+_MIGRATION_LOCK = 0x626F726E65  # pg_advisory_xact_lock key: consumers starting together migrate one at a time
+
+
+class PostgresStore(_SqlStore):
+    """A PostgreSQL database (`pip install 'borne[ingest-pg]'`); any number of consumers may share it.
+
+    The tables live in the connection's search_path; put `?options=-csearch_path%3Dname` in the URL to
+    use another schema than `public`.
+    """
+
+    placeholder = "%s"
+
+    def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
+        try:
+            import psycopg
+        except ImportError as error:
+            raise StoreError(
+                "the PostgreSQL store requires the psycopg package: pip install 'borne[ingest-pg]'"
+            ) from error
+        self._psycopg = psycopg
+        self.url = url
+        self._connect_timeout_s = connect_timeout_s
+        self._connection: Any = None
+        self._connect()
+        with self._transaction() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            for statement in _POSTGRES_DDL:
+                cursor.execute(statement)
+            _check_version(cursor, self._sql, "PostgreSQL database")
+
+    def _connect(self) -> None:
+        try:
+            self._connection = self._psycopg.connect(self.url, connect_timeout=self._connect_timeout_s, autocommit=True)
+        except self._psycopg.Error as error:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL ({_redact(self.url)}): {error}") from error
+
+    def _uuid(self, value: uuid.UUID) -> Any:
+        return value
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Cursor]:
+        psycopg = self._psycopg
+        if self._connection is None or self._connection.closed or self._connection.broken:
+            self._connect()
+        try:
+            with self._connection.transaction(), self._connection.cursor() as cursor:
+                yield cursor
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(f"PostgreSQL ({_redact(self.url)}): {error}") from error
+        except psycopg.Error as error:
+            raise StoreError(f"PostgreSQL refused the data: {error}") from error
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def _redact(url: str) -> str:
+    """`url` without its password, for messages."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"
+
+
+def open_store(url: str) -> Store:
+    """The store `url` names: `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:`,
+    or `postgresql://user@host:port/database`."""
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    raise StoreError(
+        f"unsupported database URL {_redact(url)!r}: expected sqlite:////absolute/path.db or postgresql://user@host/db"
+    )
+
+
+def iso_month(text: str) -> str:
+    """`text` if it is a month 'YYYY-MM', else ValueError."""
+    try:
+        parsed = datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise ValueError(f"{text!r} is not a month; expected YYYY-MM, e.g. 2026-11") from None
+    return parsed.strftime("%Y-%m")

@@ -1,0 +1,33 @@
+"""The pieces of the MQTT loop that need no broker: backoff, the shared filter, TLS settings errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platform_ingest.service import Backoff, IngestConfigError, IngestService, shared_filter
+from platform_ingest.settings import IngestSection
+from platform_ingest.store import SqliteStore
+
+
+def test_backoff_doubles_up_to_the_maximum_with_jitter_and_resets() -> None:
+    low = Backoff(1.0, 8.0, rng=lambda: 0.0)
+    assert [low.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    high = Backoff(1.0, 8.0, rng=lambda: 1.0)
+    assert [high.next() for _ in range(5)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    high.reset()
+    assert high.next() == 1.0
+
+
+def test_the_subscription_is_shared() -> None:
+    assert shared_filter("ingest") == "$share/ingest/borne/v1/+/+/batch"
+
+
+def test_missing_tls_files_stop_ingest_at_start_naming_the_key(tmp_path: Path) -> None:
+    section = IngestSection(tls_ca=tmp_path / "nope.crt")
+    with pytest.raises(IngestConfigError, match=r"\[ingest\] tls_ca"):
+        IngestService(section, lambda: SqliteStore(":memory:"))
+    section = IngestSection(tls_ca=None, tls_cert=tmp_path / "client.crt", tls_key=tmp_path / "client.key")
+    with pytest.raises(IngestConfigError, match=r"\[ingest\] tls_cert"):
+        IngestService(section, lambda: SqliteStore(":memory:"))
