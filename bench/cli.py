@@ -8,6 +8,7 @@ from borne_cli.main import LazyGroup
 
 BENCHMARKS: dict[str, str] = {
     "moderation": "bench.moderation:moderation",
+    "asr": "bench.asr:asr",
     "sync": "bench.sync:sync",
 }
 

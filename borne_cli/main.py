@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "sync": "sync_agent.cli:sync",
     "bench": "bench.cli:bench",
     "moderate": "edge_models.moderation.cli:moderate",
+    "transcribe": "edge_models.cli:transcribe",
+    "models": "edge_models.cli:models",
     "ingest": "platform_ingest.cli:ingest",
 }
 

@@ -1,0 +1,325 @@
+"""Whisper transcription of one phrase at a time (faster-whisper / CTranslate2), and its worker thread.
+
+The fast path encodes a mel window cut to the phrase length (plus a margin) instead of Whisper's
+fixed 30 s window, then decodes with CTranslate2's `generate` bounded by `max_length`. A phrase whose
+result looks degenerate (repetition, high compression ratio, very low log-probability) is decoded
+again on the full 30 s window, as plain faster-whisper would.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_models.bundles import verify_bundle
+from edge_models.guard import normalize_phrase, repeated_ngram
+from edge_models.options import SAMPLE_RATE, VoiceOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float32]
+
+logger = logging.getLogger(__name__)
+
+VOICE_EXTRA_HINT = "install the voice extra: pip install 'borne[voice]'"
+FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
+MAX_TARGET_POSITIONS = 448
+
+
+def require(module: str) -> Any:
+    """Import a heavy optional module, or raise an error that says what to install."""
+    import importlib
+
+    if module.split(".")[0] == "onnxruntime":
+        # onnxruntime's bundled telemetry writes a session file into TMPDIR at import time and
+        # would try to send events; the kiosk writes nothing and sends nothing it does not choose.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise RuntimeError(f"the voice pipeline requires the {module} package; {VOICE_EXTRA_HINT}") from exc
+
+
+def choose_compute_type(cpu_flags: Iterable[str], ram_mb: int, supported: Iterable[str]) -> str:
+    """Pick a CTranslate2 compute type from the CPU's features and RAM.
+
+    int8 wherever the backend supports it (x86 with AVX2 or ARM with NEON run int8 GEMM fast, and
+    it quarters the weights' memory); otherwise float32. `supported` is what CTranslate2 reports.
+    """
+    flags = {f.lower() for f in cpu_flags}
+    kinds = set(supported)
+    fast_int8 = bool(flags & {"avx2", "avx512f", "neon", "asimd"})
+    if "int8" in kinds and (fast_int8 or ram_mb < 2048):
+        return "int8"
+    if "int8_float32" in kinds and ram_mb < 2048:
+        return "int8_float32"
+    return "float32"
+
+
+def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """CPU feature flags from /proc/cpuinfo ('flags' on x86, 'Features' on ARM)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in {"flags", "features"}:
+            flags.update(value.split())
+    return flags
+
+
+def read_ram_mb() -> int:
+    """Physical RAM in MiB (0 if unknown)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024))
+    except (ValueError, OSError):
+        return 0
+
+
+def compression_ratio(text: str) -> float:
+    """gzip compression ratio of the text (high for repetitive loops), as Whisper computes it."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass(frozen=True)
+class PhraseResult:
+    """What Whisper made of one phrase, with the scores the hallucination guard reads."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    duration_s: float
+    processing_s: float
+    full_window: bool
+
+
+class WhisperTranscriber:
+    """A Whisper model from a verified bundle directory, loaded once; `transcribe` is thread-safe."""
+
+    def __init__(self, bundle_dir: Path, options: VoiceOptions, *, verify: bool = True) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if verify:
+            verify_bundle(bundle_dir, full=True)
+        faster_whisper = require("faster_whisper")
+        ctranslate2 = require("ctranslate2")
+        compute_type = options.compute_type
+        if compute_type == "auto":
+            compute_type = choose_compute_type(
+                read_cpu_flags(), read_ram_mb(), ctranslate2.get_supported_compute_types("cpu")
+            )
+        self.options = options
+        self.bundle_dir = bundle_dir
+        self.compute_type = compute_type
+        # A local directory path: faster-whisper never contacts a hub for it.
+        self.model = faster_whisper.WhisperModel(
+            str(bundle_dir),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=options.threads,
+            num_workers=1,
+            local_files_only=True,
+        )
+        tokenizer_mod = require("faster_whisper.tokenizer")
+        self.tokenizer = tokenizer_mod.Tokenizer(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=options.language
+        )
+        self.prompt: list[int] = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self._lock = threading.Lock()
+        logger.info("Whisper loaded from %s (%s, %d threads)", bundle_dir, compute_type, options.threads)
+
+    # -- plain faster-whisper, the obvious alternative (benchmarks, comparisons) ------------------
+
+    def transcribe_plain(self, audio: FloatArray) -> str:
+        """Whole-clip `WhisperModel.transcribe`, as a plain faster-whisper user would call it."""
+        with self._lock:
+            segments, _info = self.model.transcribe(
+                audio,
+                language=self.options.language,
+                beam_size=self.options.beam_size,
+                condition_on_previous_text=False,
+            )
+            return " ".join(s.text.strip() for s in segments).strip()
+
+    # -- the pipeline's path ------------------------------------------------------------------------
+
+    def transcribe(self, audio: FloatArray) -> PhraseResult:
+        """Transcribe one phrase (16 kHz mono float32, at most 30 s)."""
+        started = time.perf_counter()
+        np = require("numpy")
+        audio = np.asarray(audio, dtype=np.float32)[: 30 * SAMPLE_RATE]
+        duration = len(audio) / SAMPLE_RATE
+        with self._lock:
+            features = self.model.feature_extractor(audio)
+            content = min(features.shape[-1], FULL_WINDOW_FRAMES)
+            margin = int(self.options.window_margin_s * 100)
+            floor = int(self.options.min_window_s * 100)
+            frames = min(FULL_WINDOW_FRAMES, max(floor, content + margin))
+            frames += frames % 2  # the encoder's convolution has stride 2
+            # Cut window first; if the text loops or is truncated, the same window with a repetition
+            # penalty (cheap); only then Whisper's full 30 s window (costly, as plain faster-whisper).
+            attempts = [(frames, 1.0), (frames, self.options.retry_repetition_penalty), (FULL_WINDOW_FRAMES, 1.0)]
+            if frames >= FULL_WINDOW_FRAMES:
+                attempts = attempts[:2]
+            encoded: dict[int, Any] = {}
+            for n, (window, penalty) in enumerate(attempts):
+                if window not in encoded:
+                    encoded[window] = self._encode(features, content, window)
+                result = self._generate(encoded[window], duration, penalty)
+                if not self._degenerate(result):
+                    break
+                logger.debug("phrase decoding attempt %d degenerate; retrying", n + 1)
+            full_window = window >= FULL_WINDOW_FRAMES
+        return PhraseResult(
+            text=result[0],
+            avg_logprob=result[1],
+            no_speech_prob=result[2],
+            compression_ratio=compression_ratio(result[0]),
+            duration_s=duration,
+            processing_s=time.perf_counter() - started,
+            full_window=full_window,
+        )
+
+    def _degenerate(self, result: tuple[str, float, float, bool]) -> bool:
+        text, avg_logprob, _no_speech, truncated = result
+        guard = self.options.guard
+        return (
+            truncated
+            or compression_ratio(text) > guard.max_compression_ratio
+            or avg_logprob < guard.min_avg_logprob
+            or repeated_ngram(normalize_phrase(text).split(), guard.max_repeats)
+        )
+
+    def _encode(self, features: FloatArray, content: int, frames: int) -> Any:
+        """Whisper's encoder on the first `content` mel frames, zero-padded to a `frames` window."""
+        np = require("numpy")
+        transcribe_mod = require("faster_whisper.transcribe")
+        window = features[:, :content]
+        if frames > content:
+            window = np.pad(window, ((0, 0), (0, frames - content)))
+        return self.model.model.encode(
+            transcribe_mod.get_ctranslate2_storage(np.ascontiguousarray(window[None], dtype=np.float32))
+        )
+
+    def _generate(
+        self, encoder_output: Any, duration: float, repetition_penalty: float = 1.0
+    ) -> tuple[str, float, float, bool]:
+        # CTranslate2's Whisper decoder emits at most about max_length / 2 new tokens (measured:
+        # max_length 20 gives 10 tokens), which is how faster-whisper's 448 yields Whisper's 224.
+        budget = math.ceil(duration * self.options.max_tokens_per_s) + 8
+        max_length = min(MAX_TARGET_POSITIONS, 2 * budget + 2)
+        result = self.model.model.generate(
+            encoder_output,
+            [self.prompt],
+            beam_size=self.options.beam_size,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            repetition_penalty=repetition_penalty,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = self.tokenizer.decode(tokens).strip()
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        truncated = len(tokens) >= max_length // 2 - 1
+        return text, float(avg_logprob), float(result.no_speech_prob), truncated
+
+
+@functools.lru_cache(maxsize=2)
+def load_transcriber(bundle_dir: Path, options: VoiceOptions) -> WhisperTranscriber:
+    """Load (once per bundle and options) a transcriber; verifies the bundle's hashes first."""
+    return WhisperTranscriber(bundle_dir, options)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One phrase to transcribe; `audio` is owned by the job until the worker has run it."""
+
+    index: int
+    audio: FloatArray
+
+
+class TranscriberWorker:
+    """Runs `transcribe` on phrases in order on one background thread, calling `on_result` per phrase.
+
+    The phrase buffer is zeroed once transcribed, so no audio outlives its use.
+    """
+
+    def __init__(
+        self,
+        transcribe: Callable[[FloatArray], PhraseResult],
+        on_result: Callable[[int, PhraseResult | None, BaseException | None], None],
+    ) -> None:
+        self._transcribe = transcribe
+        self._on_result = on_result
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="borne-asr", daemon=True)
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every submitted phrase is done; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            result: PhraseResult | None = None
+            error: BaseException | None = None
+            try:
+                result = self._transcribe(job.audio)
+            except Exception as exc:  # reported to the session; the worker keeps running
+                logger.exception("transcription of phrase %d failed", job.index)
+                error = exc
+            finally:
+                job.audio.fill(0.0)
+            try:
+                self._on_result(job.index, result, error)
+            finally:
+                with self._cond:
+                    self._pending -= 1
+                    self._cond.notify_all()
+
+
+__all__ = [
+    "VOICE_EXTRA_HINT",
+    "Job",
+    "PhraseResult",
+    "TranscriberWorker",
+    "WhisperTranscriber",
+    "choose_compute_type",
+    "compression_ratio",
+    "load_transcriber",
+    "read_cpu_flags",
+    "read_ram_mb",
+    "require",
+]

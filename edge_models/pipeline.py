@@ -1,0 +1,206 @@
+"""A voice session: audio source → Silero VAD → segmenter → transcriber worker → guard → events.
+
+Each phrase is transcribed on the worker thread as soon as a pause ends it, while the citizen keeps
+talking, so the final text is ready shortly after the last phrase. Events:
+
+- `MicStatus` when the source's state changes (no device, disconnected, ready…);
+- `PartialText` after each phrase (the text so far), from the worker thread;
+- `FinalText` once, when the session ends, from the thread that called `run()`.
+
+Audio lives only in buffers the session owns (frame buffer, segmenter buffer, one array per phrase
+in flight); they are zeroed as soon as they are used and when the session ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from edge_models.asr import Job, PhraseResult, TranscriberWorker, require
+from edge_models.audio import AudioSource, SourceState
+from edge_models.guard import HallucinationGuard
+from edge_models.options import FRAME_SAMPLES, SAMPLE_RATE, VoiceOptions
+from edge_models.segmenter import FRAME_S, EndReason, Phrase, Segmenter, SessionEnd
+from edge_models.vad import SileroVad
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float32]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MicStatus:
+    state: SourceState
+    detail: str
+
+
+@dataclass(frozen=True)
+class PartialText:
+    text: str  # kept phrases so far, in order
+    phrases: int  # phrases transcribed so far (kept or dropped)
+
+
+@dataclass(frozen=True)
+class FinalText:
+    text: str  # after the hallucination guard, before moderation
+    reason: EndReason
+    audio_s: float  # audio the session consumed
+    phrases: int
+    dropped: dict[str, int] = field(default_factory=dict)  # guard reason -> count
+    errors: int = 0
+    latency_after_end_s: float | None = None  # last audio block fed → final text
+    speech_end_s: float | None = None  # audio time at the end of the last speech frame (None: no speech)
+
+
+VoiceEvent = MicStatus | PartialText | FinalText
+Transcribe = Callable[["FloatArray"], PhraseResult]
+
+
+class VoiceSession:
+    """One listening session; `run()` blocks until it ends, `stop()` ends it from another thread."""
+
+    def __init__(
+        self,
+        source: AudioSource,
+        transcribe: Transcribe,
+        options: VoiceOptions,
+        on_event: Callable[[VoiceEvent], None] | None = None,
+        vad: SileroVad | None = None,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self._transcribe = transcribe
+        self._on_event = on_event or (lambda _event: None)
+        self._vad = vad
+        self._guard = HallucinationGuard(options.guard)
+        self._lock = threading.Lock()
+        self._kept: dict[int, str] = {}
+        self._done = 0
+        self._dropped: dict[str, int] = {}
+        self._errors = 0
+        source.on_state = self._source_state
+
+    def stop(self) -> None:
+        """End the session now (the citizen tapped "done"); phrases already heard are transcribed."""
+        self.source.stop()
+
+    def _source_state(self, state: SourceState, detail: str) -> None:
+        self._on_event(MicStatus(state, detail))
+
+    def _on_result(self, index: int, result: PhraseResult | None, error: BaseException | None) -> None:
+        with self._lock:
+            self._done += 1
+            if result is None:
+                self._errors += 1
+            else:
+                verdict = self._guard.check(
+                    result.text,
+                    avg_logprob=result.avg_logprob,
+                    no_speech_prob=result.no_speech_prob,
+                    compression_ratio=result.compression_ratio,
+                )
+                if verdict.keep:
+                    self._kept[index] = result.text.strip()
+                else:
+                    self._dropped[verdict.reason] = self._dropped.get(verdict.reason, 0) + 1
+                    logger.debug("phrase %d dropped by the guard: %s", index, verdict.reason)
+            text = self._joined()
+            done = self._done
+        self._on_event(PartialText(text, done))
+
+    def _joined(self) -> str:
+        return " ".join(self._kept[i] for i in sorted(self._kept) if self._kept[i])
+
+    def run(self) -> FinalText:
+        np: Any = require("numpy")
+        opt = self.options
+        vad = self._vad or SileroVad()
+        vad.reset()
+        segmenter = Segmenter(opt.segmenter, opt.vad)
+        worker = TranscriberWorker(self._transcribe, self._on_result)
+        frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+        filled = 0
+        consumed = 0
+        end: SessionEnd | None = None
+        phrases = 0
+
+        def handle(events: list[Phrase | SessionEnd]) -> SessionEnd | None:
+            nonlocal phrases
+            for event in events:
+                if isinstance(event, Phrase):
+                    phrases += 1
+                    worker.submit(Job(event.index, event.audio))
+                else:
+                    return event
+            return None
+
+        blocks = self.source.blocks()
+        try:
+            for block in blocks:
+                offset = 0
+                while offset < len(block):
+                    take = min(FRAME_SAMPLES - filled, len(block) - offset)
+                    frame[filled : filled + take] = block[offset : offset + take]
+                    filled += take
+                    offset += take
+                    if filled == FRAME_SAMPLES:
+                        consumed += FRAME_SAMPLES
+                        filled = 0
+                        end = handle(segmenter.push(frame, vad(frame)))
+                        if end is not None:
+                            break
+                if end is not None:
+                    self.source.stop()
+                    break
+            if end is None:
+                if filled:
+                    frame[filled:] = 0.0
+                    consumed += filled
+                    handle(segmenter.push(frame, vad(frame)))
+                end = handle(segmenter.flush()) or SessionEnd(EndReason.END_OF_INPUT)
+            last_fed = self.source.last_block_at or time.perf_counter()
+            speech_end_s = (segmenter.last_speech_frame + 1) * FRAME_S if segmenter.last_speech_frame >= 0 else None
+            worker.wait_idle()
+        finally:
+            close = getattr(blocks, "close", None)
+            if callable(close):  # releases the microphone now, not when the generator is collected
+                close()
+            worker.close()
+            frame.fill(0.0)
+            segmenter.wipe()
+            vad.reset()
+            wipe = getattr(self.source, "wipe", None)
+            if callable(wipe):
+                wipe()
+        with self._lock:
+            final = FinalText(
+                text=self._joined(),
+                reason=end.reason,
+                audio_s=consumed / SAMPLE_RATE,
+                phrases=phrases,
+                dropped=dict(self._dropped),
+                errors=self._errors,
+                latency_after_end_s=time.perf_counter() - last_fed,
+                speech_end_s=speech_end_s,
+            )
+            self._kept.clear()
+        logger.info(
+            "voice session ended (%s): %.1f s of audio, %d phrases, dropped %s",
+            final.reason.value,
+            final.audio_s,
+            final.phrases,
+            final.dropped,
+        )
+        self._on_event(final)
+        return final
+
+
+__all__ = ["FinalText", "MicStatus", "PartialText", "VoiceEvent", "VoiceSession"]

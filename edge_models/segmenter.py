@@ -1,0 +1,202 @@
+"""Groups 32 ms frames into phrases from their speech probabilities, and decides when a session ends.
+
+Pure logic on numpy buffers the segmenter owns: a phrase is copied out to its consumer, and the
+segmenter's own buffer is zeroed after each phrase and by `wipe()`.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from edge_models.asr import require
+from edge_models.options import FRAME_SAMPLES, SAMPLE_RATE, SegmenterOptions, VadOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+
+
+class EndReason(enum.StrEnum):
+    """Why a session stopped listening."""
+
+    SILENCE = "silence"  # the citizen stopped talking for session_silence_s
+    NO_SPEECH = "no_speech"  # nothing said within initial_silence_s
+    MAX_DURATION = "max_duration"
+    END_OF_INPUT = "end_of_input"  # the source ended (file) or the session was stopped
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Audio of one phrase (16 kHz float32), now owned by the receiver, who must zero it after use."""
+
+    index: int
+    audio: npt.NDArray[np.float32]
+    start_s: float
+    end_s: float
+    speech_s: float
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    reason: EndReason
+
+
+Event = Phrase | SessionEnd
+
+
+class Segmenter:
+    """Feed `(frame, probability)` pairs; get `Phrase` and `SessionEnd` events back."""
+
+    def __init__(self, options: SegmenterOptions, vad: VadOptions) -> None:
+        self.opt = options
+        self.vad = vad
+        self._np: Any = require("numpy")
+        pad_frames = round(options.pad_s / FRAME_S)
+        self._pad_frames = pad_frames
+        self._max_frames = max(1, round(options.max_phrase_s / FRAME_S))
+        capacity = (self._max_frames + 2 * pad_frames + 2) * FRAME_SAMPLES
+        self._buf = self._np.zeros(capacity, dtype=self._np.float32)
+        self._preroll: collections.deque[npt.NDArray[np.float32]] = collections.deque(maxlen=pad_frames)
+        self._reset_state()
+        self.frames_seen = 0
+        self.phrases = 0
+        self.last_speech_frame = -1
+        self.ended: SessionEnd | None = None
+
+    def _reset_state(self) -> None:
+        self._in_speech = False
+        self._in_phrase = False
+        self._used = 0  # samples written in _buf
+        self._last_speech_end = 0  # samples in _buf up to the end of the last speech frame
+        self._speech_frames = 0
+        self._silence_run = 0
+        self._phrase_start_frame = 0
+
+    def _pause_limit(self) -> int:
+        long = self._used >= self.opt.long_phrase_s * SAMPLE_RATE
+        pause = min(self.opt.pause_s, self.opt.short_pause_s) if long else self.opt.pause_s
+        return max(1, round(pause / FRAME_S))
+
+    def push(self, frame: npt.NDArray[np.float32], probability: float) -> list[Event]:
+        """Process one frame; returns the events it completes (usually none)."""
+        if self.ended is not None:
+            return []
+        events: list[Event] = []
+        index = self.frames_seen
+        self.frames_seen += 1
+        threshold = self.vad.neg_threshold if self._in_speech else self.vad.threshold
+        speech = probability >= threshold
+        self._in_speech = speech
+        if not self._in_phrase:
+            if speech:
+                self._start_phrase(index)
+                self._write(frame)
+                self._mark_speech(index)
+            else:
+                self._preroll.append(frame.copy())
+        else:
+            self._write(frame)
+            # In a long phrase, a dip below the start threshold already counts towards a (short) pause.
+            long = self._used >= self.opt.long_phrase_s * SAMPLE_RATE
+            if speech and not (long and probability < self.vad.threshold):
+                self._mark_speech(index)
+            else:
+                self._silence_run += 1
+                if self._silence_run >= self._pause_limit():
+                    events.extend(self._end_phrase())
+            if self._in_phrase and self._used >= self._max_frames * FRAME_SAMPLES:
+                events.extend(self._end_phrase(cut=True))
+                if speech:  # still talking: the next phrase starts right away
+                    self._start_phrase(self.frames_seen)
+        end = self._check_session_end()
+        if end is not None:
+            events.extend(self._end_phrase())
+            events.append(end)
+        return events
+
+    def flush(self) -> list[Event]:
+        """The input ended: emit the phrase in progress and end the session."""
+        if self.ended is not None:
+            return []
+        events: list[Event] = list(self._end_phrase())
+        self.ended = SessionEnd(EndReason.END_OF_INPUT)
+        events.append(self.ended)
+        return events
+
+    def wipe(self) -> None:
+        """Overwrite every buffered sample (end of session)."""
+        self._buf.fill(0.0)
+        for frame in self._preroll:
+            frame.fill(0.0)
+        self._preroll.clear()
+        self._reset_state()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _start_phrase(self, index: int) -> None:
+        self._in_phrase = True
+        self._used = 0
+        self._speech_frames = 0
+        self._silence_run = 0
+        self._phrase_start_frame = index - len(self._preroll)
+        for old in self._preroll:
+            self._write(old)
+            old.fill(0.0)
+        self._preroll.clear()
+
+    def _write(self, frame: npt.NDArray[np.float32]) -> None:
+        n = len(frame)
+        if self._used + n > len(self._buf):  # cannot happen with the cut above; never overflow
+            return
+        self._buf[self._used : self._used + n] = frame
+        self._used += n
+
+    def _mark_speech(self, index: int) -> None:
+        self._speech_frames += 1
+        self._silence_run = 0
+        self._last_speech_end = self._used
+        self.last_speech_frame = index
+
+    def _end_phrase(self, cut: bool = False) -> list[Event]:
+        if not self._in_phrase:
+            return []
+        end = self._used if cut else min(self._used, self._last_speech_end + self._pad_frames * FRAME_SAMPLES)
+        events: list[Event] = []
+        speech_s = self._speech_frames * FRAME_S
+        if speech_s >= self.opt.min_speech_s and end > 0:
+            audio = self._buf[:end].copy()
+            start_s = self._phrase_start_frame * FRAME_S
+            events.append(Phrase(self.phrases, audio, start_s, start_s + end / SAMPLE_RATE, speech_s))
+            self.phrases += 1
+        self._buf[: self._used].fill(0.0)
+        self._in_phrase = False
+        self._used = 0
+        self._last_speech_end = 0
+        self._speech_frames = 0
+        self._silence_run = 0
+        return events
+
+    def _check_session_end(self) -> SessionEnd | None:
+        elapsed = self.frames_seen * FRAME_S
+        reason: EndReason | None = None
+        if elapsed >= self.opt.max_session_s:
+            reason = EndReason.MAX_DURATION
+        elif self.last_speech_frame < 0:
+            if elapsed >= self.opt.initial_silence_s:
+                reason = EndReason.NO_SPEECH
+        elif not self._in_phrase or self._silence_run > 0:
+            silent = (self.frames_seen - 1 - self.last_speech_frame) * FRAME_S
+            if silent >= self.opt.session_silence_s:
+                reason = EndReason.SILENCE
+        if reason is None:
+            return None
+        self.ended = SessionEnd(reason)
+        return self.ended
+
+
+__all__ = ["FRAME_S", "EndReason", "Event", "Phrase", "Segmenter", "SessionEnd"]

@@ -1,0 +1,178 @@
+"""The whole voice pipeline through the real Whisper base model on real French speech."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.wer import normalize, wer
+from edge_models.asr import PhraseResult
+from edge_models.audio import SounddeviceSource, SourceState, SyntheticSource, WavFileSource, read_wav, synth
+from edge_models.guard import HallucinationGuard
+from edge_models.options import VoiceOptions
+from edge_models.pipeline import FinalText, MicStatus, PartialText, VoiceEvent, VoiceSession
+from edge_models.segmenter import EndReason
+from tests.edge_models.conftest import speech_clips
+from tests.edge_models.test_audio import FakeSounddevice
+
+pytestmark = pytest.mark.slow
+
+
+def test_pipeline_wer_within_one_point_of_plain_faster_whisper(transcriber: Any, vad: Any, voice_options: Any) -> None:
+    plain, piped = [], []
+    for clip in speech_clips():
+        plain.append((clip["text"], transcriber.transcribe_plain(read_wav(clip["path"]))))
+        final = VoiceSession(WavFileSource(clip["path"]), transcriber.transcribe, voice_options, vad=vad).run()
+        assert final.text, clip["file"]
+        assert final.reason == EndReason.END_OF_INPUT
+        piped.append((clip["text"], final.text))
+    plain_wer, pipe_wer = wer(plain), wer(piped)
+    assert pipe_wer <= plain_wer + 0.01, (plain_wer, pipe_wer)
+    assert pipe_wer < 0.35  # sanity: the model really transcribes French
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise", "hum", "beep"])
+def test_no_text_on_synthetic_non_speech(transcriber: Any, vad: Any, voice_options: Any, kind: str) -> None:
+    final = VoiceSession(
+        SyntheticSource(synth(kind, 6.0, seed=3)), transcriber.transcribe, voice_options, vad=vad
+    ).run()
+    assert final.text == ""
+
+
+@pytest.mark.parametrize("kind", ["noise", "hum", "beep"])
+def test_guard_drops_what_whisper_makes_of_non_speech(transcriber: Any, voice_options: Any, kind: str) -> None:
+    """Even if the VAD let it through, Whisper's output on these signals does not survive the guard."""
+    res = transcriber.transcribe(synth(kind, 4.0, seed=5))
+    verdict = HallucinationGuard(voice_options.guard).check(
+        res.text,
+        avg_logprob=res.avg_logprob,
+        no_speech_prob=res.no_speech_prob,
+        compression_ratio=res.compression_ratio,
+    )
+    assert not verdict.keep
+
+
+def test_events_partial_per_phrase_then_final(transcriber: Any, vad: Any, voice_options: Any) -> None:
+    clip = next(c for c in speech_clips() if c["file"].endswith("vm-forward.wav"))
+    events: list[VoiceEvent] = []
+    final = VoiceSession(
+        WavFileSource(clip["path"]), transcriber.transcribe, voice_options, on_event=events.append, vad=vad
+    ).run()
+    partials = [e for e in events if isinstance(e, PartialText)]
+    assert isinstance(events[-1], FinalText) and events[-1] is final
+    assert len(partials) == final.phrases >= 1
+    assert partials[-1].text == final.text
+    assert [p.phrases for p in partials] == list(range(1, len(partials) + 1))
+    assert {"appuyez", "poste"} <= set(normalize(final.text))
+    assert any(isinstance(e, MicStatus) and e.state == SourceState.READY for e in events)
+
+
+def fake_result(text: str) -> PhraseResult:
+    return PhraseResult(text, -0.2, 0.01, 1.1, 1.0, 0.0, False)
+
+
+def test_phrases_are_transcribed_while_audio_still_flows(vad: Any) -> None:
+    """The first phrase is transcribed before the source has delivered the second half of the audio."""
+    first = read_wav(speech_clips()[6]["path"])
+    audio = np.concatenate([first, np.zeros(16000, np.float32)] * 2)
+    source = SyntheticSource(audio.copy())
+    total_blocks = -(-len(audio) // 512)
+    half = (len(first) + 16000) // 512
+    started = threading.Event()
+    fed_when_done: list[int] = []
+    blocks_fed = 0
+    original = source.blocks
+
+    def paced() -> Any:
+        nonlocal blocks_fed
+        for block in original():
+            if blocks_fed == half:
+                started.wait(10)  # give the worker the chance to start (it must not need the rest)
+            blocks_fed += 1
+            yield block
+
+    source.blocks = paced  # type: ignore[method-assign]
+
+    def transcribe(a: np.ndarray) -> PhraseResult:
+        fed_when_done.append(blocks_fed)
+        started.set()
+        return fake_result("phrase")
+
+    final = VoiceSession(source, transcribe, VoiceOptions(), vad=vad).run()
+    assert final.phrases == 2 and final.text == "phrase phrase"
+    assert fed_when_done[0] <= half < total_blocks
+
+
+def test_buffers_are_zeroed_after_the_session(vad: Any) -> None:
+    kept: list[np.ndarray] = []
+
+    def transcribe(a: np.ndarray) -> PhraseResult:
+        kept.append(a)
+        return fake_result("texte")
+
+    source = WavFileSource(speech_clips()[4]["path"])
+    VoiceSession(source, transcribe, VoiceOptions(), vad=vad).run()
+    assert kept and not any(np.any(a) for a in kept)
+    assert not np.any(source._audio)
+
+
+def test_guard_output_is_the_final_text(vad: Any) -> None:
+    texts = iter(["Sous-titres réalisés par la communauté d'Amara.org", "Très bon accueil."])
+
+    def transcribe(a: np.ndarray) -> PhraseResult:
+        return fake_result(next(texts))
+
+    audio = np.concatenate([read_wav(speech_clips()[6]["path"]), np.zeros(16000, np.float32)] * 2)
+    final = VoiceSession(SyntheticSource(audio), transcribe, VoiceOptions(), vad=vad).run()
+    assert final.text == "Très bon accueil."
+    assert final.dropped == {"phantom_phrase": 1}
+
+
+def test_missing_microphone_reports_state_and_stop_ends_the_session(vad: Any) -> None:
+    sd = FakeSounddevice(plugged=False)
+    source = SounddeviceSource(backend=sd, retry_s=0.01)
+    events: list[VoiceEvent] = []
+    session = VoiceSession(source, lambda a: fake_result("x"), VoiceOptions(), on_event=events.append, vad=vad)
+
+    def on_event(event: VoiceEvent) -> None:
+        events.append(event)
+        if isinstance(event, MicStatus) and event.state == SourceState.NO_DEVICE:
+            session.stop()
+
+    session._on_event = on_event
+    final = session.run()
+    assert final.text == "" and final.reason == EndReason.END_OF_INPUT
+    states = [e.state for e in events if isinstance(e, MicStatus)]
+    assert states[0] == SourceState.NO_DEVICE and states[-1] == SourceState.ENDED
+
+
+def test_stop_from_another_thread_keeps_what_was_heard(vad: Any) -> None:
+    audio = np.concatenate([read_wav(speech_clips()[6]["path"]), np.zeros(8000, np.float32), synth("silence", 30.0)])
+    source = SyntheticSource(audio, realtime=True)
+    session = VoiceSession(source, lambda a: fake_result("entendu"), VoiceOptions(), vad=vad)
+
+    def on_event(event: VoiceEvent) -> None:
+        if isinstance(event, PartialText):
+            session.stop()
+
+    session._on_event = on_event
+    final = session.run()
+    assert final.text == "entendu"
+    assert final.audio_s < 12.0
+
+
+def test_logs_hold_no_transcript(
+    transcriber: Any, vad: Any, voice_options: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clip = next(c for c in speech_clips() if c["file"].endswith("picovoice_cv_fr_2.wav"))
+    final = VoiceSession(WavFileSource(clip["path"]), transcriber.transcribe, voice_options, vad=vad).run()
+    words = {w for w in normalize(final.text) if len(w) > 4}
+    assert len(words) >= 3
+    assert caplog.records  # the session does log
+    logged = {w for r in caplog.records for w in normalize(r.getMessage())}
+    assert not words & logged
