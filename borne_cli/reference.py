@@ -15,6 +15,7 @@ import click
 from pydantic import BaseModel
 
 from borne_cli.main import cli
+from edge_models.options import VoiceOptions
 from kiosk_app.settings import KioskSection
 from platform_ingest.settings import IngestSection
 from sync_agent.contract import FollowUp
@@ -25,6 +26,7 @@ SETTINGS_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "device": (DeviceSection, "every process"),
     "outbox": (OutboxSection, "`borne simulate`, `borne kiosk`, `borne sync`, `borne outbox`"),
     "kiosk": (KioskSection, "`borne kiosk`, `borne simulate`"),
+    "voice": (VoiceOptions, "`borne kiosk`"),
     "sync": (SyncSection, "`borne sync`"),
     "ingest": (IngestSection, "`borne ingest` (central platform)"),
 }
@@ -56,7 +58,27 @@ def render() -> str:
 def _default(model: type[BaseModel], name: str) -> str:
     value = model().model_dump(mode="json")[name]
     text = json.dumps(value, ensure_ascii=False)
-    return "see below" if len(text) > 60 else f"`{text}`"
+    if len(text) <= 60:
+        return f"`{text}`"
+    return "see Questions below" if model is KioskSection else f"built in (`{model.__module__}`)"
+
+
+def _section(name: str, model: type[BaseModel], suffix: str = "") -> list[str]:
+    """A table for `[name]`, then one for each nested table (for example `[voice.vad]`)."""
+    parts = [f"\n## `[{name}]`\n\n{(model.__doc__ or '').strip()}{suffix}\n\n"]
+    parts.append("| key | default | meaning |\n|---|---|---|\n")
+    nested = []
+    for key, field in model.model_fields.items():
+        description = (field.description or "").replace("|", "\\|")
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested.append((f"{name}.{key}", annotation))
+            parts.append(f"| `{key}` | table `[{name}.{key}]` | {description} |\n")
+        else:
+            parts.append(f"| `{key}` | {_default(model, key)} | {description} |\n")
+    for child, child_model in nested:
+        parts.extend(_section(child, child_model))
+    return parts
 
 
 def render_settings() -> str:
@@ -71,11 +93,7 @@ def render_settings() -> str:
         "(or variable), the key, the value and what was expected.\n",
     ]
     for section, (model, readers) in SETTINGS_SECTIONS.items():
-        parts.append(f"\n## `[{section}]`\n\n{(model.__doc__ or '').strip()} Read by {readers}.\n\n")
-        parts.append("| key | default | meaning |\n|---|---|---|\n")
-        for name, field in model.model_fields.items():
-            description = (field.description or "").replace("|", "\\|")
-            parts.append(f"| `{name}` | {_default(model, name)} | {description} |\n")
+        parts.extend(_section(section, model, f" Read by {readers}."))
     parts.append(
         "\n## Questions\n\nThe default `[kiosk] question` and `follow_ups`, as TOML; replace the whole list to "
         "change the follow-ups. `ask_when` lists the ratings (1 very dissatisfied … 4 very satisfied) after which "

@@ -14,6 +14,7 @@ in flight); they are zeroed as soon as they are used and when the session ends.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ class FinalText:
     errors: int = 0
     latency_after_end_s: float | None = None  # last audio block fed → final text
     speech_end_s: float | None = None  # audio time at the end of the last speech frame (None: no speech)
+    confidence: float = 0.0  # exp of the mean average log-probability of the kept phrases (0 with none)
 
 
 VoiceEvent = MicStatus | PartialText | FinalText
@@ -83,6 +85,7 @@ class VoiceSession:
         self._guard = HallucinationGuard(options.guard)
         self._lock = threading.Lock()
         self._kept: dict[int, str] = {}
+        self._logprobs: list[float] = []
         self._done = 0
         self._dropped: dict[str, int] = {}
         self._errors = 0
@@ -109,6 +112,7 @@ class VoiceSession:
                 )
                 if verdict.keep:
                     self._kept[index] = result.text.strip()
+                    self._logprobs.append(result.avg_logprob)
                 else:
                     self._dropped[verdict.reason] = self._dropped.get(verdict.reason, 0) + 1
                     logger.debug("phrase %d dropped by the guard: %s", index, verdict.reason)
@@ -190,8 +194,10 @@ class VoiceSession:
                 errors=self._errors,
                 latency_after_end_s=time.perf_counter() - last_fed,
                 speech_end_s=speech_end_s,
+                confidence=math.exp(sum(self._logprobs) / len(self._logprobs)) if self._logprobs else 0.0,
             )
             self._kept.clear()
+            self._logprobs.clear()
         logger.info(
             "voice session ended (%s): %.1f s of audio, %d phrases, dropped %s",
             final.reason.value,

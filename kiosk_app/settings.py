@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from edge_models.options import VoiceOptions
 from sync_agent.contract import Choice, FollowUp, LanguageCode, Rating, Texts
 from sync_agent.settings import BorneSettings, OutboxSection, Section
 
@@ -85,3 +86,4 @@ class KioskSettings(BorneSettings):
 
     outbox: OutboxSection = Field(default_factory=OutboxSection, description="Where records are stored.")
     kiosk: KioskSection = Field(default_factory=KioskSection, description="Questions and timeouts.")
+    voice: VoiceOptions = Field(default_factory=VoiceOptions, description="Speech model and pipeline.")

@@ -105,6 +105,8 @@ def test_bad_environment_value_names_the_variable(write_config, monkeypatch: pyt
         ("[kiosk]\nlanguages = ['fr', 'fr']", "each language may appear once"),
         ("[kiosk]\nquestion = { en = 'Happy?' }", "French"),
         ("[kiosk]\ndebounce_s = 'fast'", "kiosk.debounce_s = 'fast'"),
+        ("[voice]\nthreads = 0", "voice.threads = 0"),
+        ("[voice.segmenter]\npause = 1", "voice.segmenter.pause = 1: unknown key"),
     ],
 )
 def test_malformed_settings_name_file_key_value_and_expectation(write_config, text: str, expected: str) -> None:  # type: ignore[no-untyped-def]
