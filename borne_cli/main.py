@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "outbox": "sync_agent.cli:outbox",
     "schema": "sync_agent.cli:schema",
     "sync": "sync_agent.cli:sync",
+    "provision": "provisioning.cli:provision",
     "bench": "bench.cli:bench",
     "moderate": "edge_models.moderation.cli:moderate",
     "transcribe": "edge_models.cli:transcribe",
