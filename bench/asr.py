@@ -186,7 +186,11 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for Whisper (both modes).")
 @click.option("--beam-size", type=int, default=5, show_default=True, help="Beam width (both modes).")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True, help="JSON file."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default="bench/results/asr.json",
+    help="JSON file.",
 )
 @click.option(
     "--only",
