@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 from kiosk_app.comments import moderated_comment
-from kiosk_app.flow import Flow, Identity, State
-from kiosk_app.settings import KioskSection
-from sync_agent.contract import Rating, RecordDraft
-from tests.conftest import FakeClock
+from kiosk_app.flow import State
+from tests.kiosk_app import listening_flow
 
 SPOKEN = (
     "Je m'appelle Martine Dupont, mon numéro c'est le 06 12 34 56 78, "
@@ -33,18 +31,7 @@ def test_benign_text_is_kept_and_confidence_clamped() -> None:
 
 
 def test_the_record_stored_after_review_is_moderated() -> None:
-    records: list[RecordDraft] = []
-    clock = FakeClock()
-    flow = Flow(
-        KioskSection(follow_ups=[]),
-        Identity("fs-1", "b-1", "0.1"),
-        clock=clock,
-        on_record=records.append,
-        voice_available=lambda: True,
-    )
-    for step in (flow.touch, lambda: flow.rate(Rating.SATISFIED), flow.accept_voice):
-        clock.advance(1)
-        assert step()
+    flow, clock, records = listening_flow()
     assert flow.voice_final(moderated_comment(SPOKEN, language="fr", asr_model="m", confidence=0.9))
     assert flow.state == State.REVIEW
     clock.advance(1)

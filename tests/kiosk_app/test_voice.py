@@ -9,28 +9,10 @@ from edge_models.asr import PhraseResult
 from edge_models.audio import WavFileSource
 from edge_models.moderation import moderate
 from edge_models.pipeline import VoiceEvent, VoiceSession
-from kiosk_app.flow import Flow, Identity, State
-from kiosk_app.settings import KioskSection
+from kiosk_app.flow import Flow, State
 from kiosk_app.voice import VoiceListener
-from sync_agent.contract import Rating, RecordDraft
-from tests.conftest import FakeClock, speech_clips
-
-
-def listening_flow() -> tuple[Flow, FakeClock, list[RecordDraft]]:
-    records: list[RecordDraft] = []
-    clock = FakeClock()
-    flow = Flow(
-        KioskSection(follow_ups=[]),
-        Identity("fs-1", "b-1", "0.1"),
-        clock=clock,
-        on_record=records.append,
-        voice_available=lambda: True,
-    )
-    for step in (flow.touch, lambda: flow.rate(Rating.VERY_SATISFIED), flow.accept_voice):
-        clock.advance(1)
-        assert step()
-    assert flow.state == State.LISTENING
-    return flow, clock, records
+from tests.conftest import speech_clips
+from tests.kiosk_app import listening_flow
 
 
 def listen(flow: Flow, make_session: Callable[[Callable[[VoiceEvent], None]], VoiceSession]) -> list[str]:
