@@ -17,6 +17,7 @@ from provisioning.broker import FleetDevice, acl, mosquitto_conf
 from provisioning.pki import KeyAndCertificate, create_ca, issue
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 MISSING = "mosquitto is not installed: install the Debian package mosquitto (make setup does it as root)"
 
 
@@ -61,7 +62,9 @@ class LocalBroker:
         pki: LocalPKI,
         devices: Sequence[FleetDevice],
         ingest_identities: Sequence[str] = ("ingest",),
+        passwords: dict[str, str] | None = None,
     ) -> None:
+        """`passwords` (user -> password) switches the listener from client certificates to passwords."""
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -70,6 +73,14 @@ class LocalBroker:
         (root / "acl").write_text(acl(devices, ingest_identities))
         (root / "data").mkdir(exist_ok=True)
         self.log = root / "mosquitto.log"
+        password_file = None
+        if passwords:
+            password_file = root / "passwords"
+            password_file.write_text("")
+            for user, password in passwords.items():
+                subprocess.run(  # noqa: S603 — mosquitto's own tool, our arguments
+                    [MOSQUITTO_PASSWD, "-b", str(password_file), user, password], check=True, capture_output=True
+                )
         (root / "mosquitto.conf").write_text(
             mosquitto_conf(
                 port=self.port,
@@ -81,6 +92,7 @@ class LocalBroker:
                 persistence_dir=root / "data",
                 run_as_user="root" if os.geteuid() == 0 else None,
                 log_file=self.log,
+                password_file=password_file,
             )
         )
         self.process: subprocess.Popen[bytes] | None = None

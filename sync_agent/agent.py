@@ -204,10 +204,15 @@ class SyncAgent:
         while not inbox.connected.is_set():
             if inbox.lost.is_set() or time.monotonic() > deadline:
                 if inbox.refusal:
+                    identity = (
+                        f"the user name ([sync] username) and the password in {settings.sync.password_file}"
+                        if settings.sync.username
+                        else "that the device certificate ([sync] tls_cert) is signed by the fleet CA"
+                    )
                     raise BrokerRefused(
                         f"broker {settings.sync.broker_host}:{settings.sync.broker_port} refused device "
-                        f"{settings.device.device_id}: {inbox.refusal}; check that the device certificate "
-                        "([sync] tls_cert) is signed by the fleet CA and that the broker's ACL lists this device"
+                        f"{settings.device.device_id}: {inbox.refusal}; check {identity}, and that the broker's "
+                        "ACL lists this device"
                     )
                 raise SyncError("no CONNACK from the broker")
             time.sleep(0.01)

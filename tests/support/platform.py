@@ -25,6 +25,7 @@ class AckingPlatform:
         *,
         ack_when: Callable[[Batch], bool] = lambda batch: True,
         reject: Callable[[uuid.UUID], str | None] = lambda record_id: None,
+        password: str | None = None,
     ) -> None:
         self.received: Counter[uuid.UUID] = Counter()
         self.batches: Counter[uuid.UUID] = Counter()
@@ -33,9 +34,13 @@ class AckingPlatform:
         self._reject = reject
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
-        cert, key = broker.pki.client(identity)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=identity, protocol=mqtt.MQTTv5)
-        self.client.tls_set(ca_certs=str(broker.pki.ca_file), certfile=str(cert), keyfile=str(key))
+        if password is None:
+            cert, key = broker.pki.client(identity)
+            self.client.tls_set(ca_certs=str(broker.pki.ca_file), certfile=str(cert), keyfile=str(key))
+        else:
+            self.client.tls_set(ca_certs=str(broker.pki.ca_file))
+            self.client.username_pw_set(identity, password)
         self.client.on_connect = lambda c, *_: c.subscribe("$share/ingest/borne/v1/+/+/batch", qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message

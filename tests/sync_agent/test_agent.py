@@ -209,6 +209,36 @@ def test_device_cannot_publish_on_another_devices_topic(tmp_path: Path, broker: 
     assert agent.progress.acked == 0
 
 
+def test_user_name_and_password_instead_of_a_certificate(
+    tmp_path: Path, pki: TestPKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = Broker(
+        tmp_path / "pw-broker", pki, [FleetDevice(SITE, DEVICE)], passwords={DEVICE: "s3cret", "ingest": "pl4tform"}
+    ).start()
+    try:
+        (tmp_path / "password").write_text("s3cret\n")
+        settings = settings_for(
+            tmp_path, broker, tls_cert=None, tls_key=None, username=DEVICE, password_file=tmp_path / "password"
+        )
+        written = fill(settings, 40)
+        platform = AckingPlatform(broker, password="pl4tform")
+        try:
+            drained, _ = drain(settings)
+            (tmp_path / "password").write_text("wrong\n")
+            fill(settings, 1, seed=9)
+            with caplog.at_level(logging.ERROR, logger="sync_agent.agent"):
+                refused, _ = drain(settings, timeout=1.5)
+        finally:
+            platform.close()
+    finally:
+        broker.stop()
+    assert drained
+    assert set(written) <= {str(record_id) for record_id in platform.stored}
+    assert not refused
+    assert f"refused device {DEVICE}" in caplog.text
+    assert "check the user name ([sync] username) and the password in" in caplog.text
+
+
 def test_missing_certificate_file_is_a_clear_error(
     tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
