@@ -78,7 +78,6 @@ class DrainProgress:
 class _Sent:
     batch: Batch
     deadline: float
-    info: mqtt.MQTTMessageInfo
     attempts: int = 1
 
 
@@ -272,7 +271,7 @@ class SyncAgent:
         attempts = previous.attempts + 1 if previous else 1
         # Each re-send waits twice as long: a slow platform is not flooded with copies.
         wait = min(self.settings.sync.ack_timeout_s * 2 ** (attempts - 1), MAX_ACK_WAIT_S)
-        self._sent[batch.batch_id] = _Sent(batch, time.monotonic() + wait, info, attempts)
+        self._sent[batch.batch_id] = _Sent(batch, time.monotonic() + wait, attempts)
         self.progress.batches_sent += 1
         self.progress.resent += again
 

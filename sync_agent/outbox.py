@@ -22,8 +22,7 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,14 +139,15 @@ class Outbox:
                 "check [outbox] path in the settings and the directory's permissions"
             ) from None
         recovery = None
+        salvaged: list[Record] = []
         problem = _integrity_problem(path)
         if problem is not None:
-            recovery = _move_aside_and_recover(path, problem, busy_timeout_s)
+            recovery, salvaged = _move_aside_and_salvage(path, problem)
             logger.error("outbox %s: %s", path, recovery.describe())
         outbox = cls(_connect(path, busy_timeout_s), path, busy_timeout_s, recovery)
         outbox._migrate()
-        if recovery is not None:
-            outbox._restore(recovery)
+        for record in salvaged:
+            outbox.add_record(record)
         return outbox
 
     def close(self) -> None:
@@ -349,10 +349,6 @@ class Outbox:
 
         self._write(migrate)
 
-    def _restore(self, recovery: RecoveryReport) -> None:
-        for record in _readable_unsent(recovery.moved_to):
-            self.add_record(record)
-
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
         return self._retry(lambda: self._db.conn.execute(sql, params).fetchall())
 
@@ -427,7 +423,8 @@ def _integrity_problem(path: Path) -> str | None:
     return None
 
 
-def _move_aside_and_recover(path: Path, problem: str, busy_timeout_s: float) -> RecoveryReport:
+def _move_aside_and_salvage(path: Path, problem: str) -> tuple[RecoveryReport, list[Record]]:
+    """Move the damaged file (and its -wal/-shm) aside; read back the unsent records it still holds."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
     counter = 1
@@ -438,49 +435,32 @@ def _move_aside_and_recover(path: Path, problem: str, busy_timeout_s: float) -> 
         source = _sibling(path, suffix)
         if source.exists():
             os.replace(source, _sibling(target, suffix))
-    unsent, acked, unreadable = _count_readable(target)
-    return RecoveryReport(
+    unsent, acked, unreadable = _salvage(target)
+    report = RecoveryReport(
         moved_to=target,
         problem=problem,
-        recovered_unsent=unsent,
+        recovered_unsent=len(unsent),
         already_acked=acked,
         unreadable_rows=unreadable,
     )
+    return report, unsent
 
 
-@contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _salvage(path: Path) -> tuple[list[Record], int, bool]:
+    """Unsent records readable from a damaged file, in order, the count of acked ones, and whether
+    reading stopped on a damaged row."""
+    unsent: list[Record] = []
+    acked = 0
     try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _rows(path: Path) -> Iterator[tuple[str, str]]:
-    """(state, payload) of every row that can still be read from a damaged file, in order."""
-    with _read_only(path) as conn:
-        yield from conn.execute("SELECT state, payload FROM records ORDER BY seq")
-
-
-def _count_readable(path: Path) -> tuple[int, int, bool]:
-    unsent = acked = 0
-    try:
-        for state, payload in _rows(path):
-            if state == "acked":
-                acked += 1
-            elif state in ("pending", "in_flight"):
-                Record.model_validate_json(payload)
-                unsent += 1
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            for state, payload in conn.execute("SELECT state, payload FROM records ORDER BY seq"):
+                if state == "acked":
+                    acked += 1
+                elif state in ("pending", "in_flight"):
+                    unsent.append(Record.model_validate_json(payload))
+        finally:
+            conn.close()
     except (sqlite3.DatabaseError, ValueError):
         return unsent, acked, True
     return unsent, acked, False
-
-
-def _readable_unsent(path: Path) -> Iterator[Record]:
-    try:
-        for state, payload in _rows(path):
-            if state in ("pending", "in_flight"):
-                yield Record.model_validate_json(payload)
-    except (sqlite3.DatabaseError, ValueError):
-        return
