@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-EXTRAS=${BORNE_EXTRAS:-dev,voice,ingest-pg}
+EXTRAS=${BORNE_EXTRAS:-dev,voice,kiosk,ingest-pg}
 # Debian 12 package names; see docs/development.md for what each is for.
-SYSTEM_PACKAGES=(mosquitto libportaudio2 postgresql postgresql-common pulseaudio pulseaudio-utils libasound2-plugins)
+SYSTEM_PACKAGES=(mosquitto libportaudio2 postgresql postgresql-common pulseaudio pulseaudio-utils libasound2-plugins
+  libgl1 libegl1 libgl1-mesa-dri libxrender1 espeak-ng systemd)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
