@@ -92,18 +92,18 @@ def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, thread
                 return result
 
             source = SyntheticSource(audio, realtime=True)
-            partial_at: list[float] = []
+            partials: list[tuple[float, str]] = []
 
-            def on_event(event: Any, partial_at: list[float] = partial_at) -> None:
+            def on_event(event: Any, partials: list[tuple[float, str]] = partials) -> None:
                 if isinstance(event, PartialText):
-                    partial_at.append(time.perf_counter())
+                    partials.append((time.perf_counter(), event.text))
 
             final = VoiceSession(source, timed, options, on_event=on_event, vad=vad).run()
             text, latency, compute = final.text, final.latency_after_end_s or 0.0, compute_s
             assert source.started_at is not None and source.last_block_at is not None  # noqa: S101
-            # The text is complete when the last phrase's result arrives (the final event itself
-            # waits for the end of the input, i.e. the clip's trailing silence).
-            text_at = partial_at[-1] if partial_at else source.last_block_at + latency
+            # The text is complete when the live text shown becomes the final text and stays so (the
+            # final event itself waits for the end of the input, i.e. the clip's trailing silence).
+            text_at = complete_text_at(partials, final.text, default=source.last_block_at + latency)
             after_speech = text_at - (source.started_at + speech_end)
         rows.append(
             {
@@ -124,6 +124,16 @@ def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, thread
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "compute_type": transcriber.compute_type,
     }
+
+
+def complete_text_at(partials: list[tuple[float, str]], final_text: str, *, default: float) -> float:
+    """When the live text last became `final_text` (and no later partial changed it)."""
+    at = default
+    for when, text in reversed(partials):
+        if text != final_text:
+            break
+        at = when
+    return at
 
 
 def vad_speech_end(audio: Any, vad: Any, options: Any) -> float:

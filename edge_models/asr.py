@@ -17,7 +17,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -249,22 +249,25 @@ def load_transcriber(bundle_dir: Path, options: VoiceOptions) -> WhisperTranscri
 
 @dataclass(frozen=True)
 class Job:
-    """One phrase to transcribe; `audio` is owned by the job until the worker has run it."""
+    """One phrase to transcribe; `audio` is owned by the job until the worker has run it or skipped it."""
 
     index: int
     audio: FloatArray
+    tentative: bool = False  # a speculative transcription that may be cancelled before it runs
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 class TranscriberWorker:
     """Runs `transcribe` on phrases in order on one background thread, calling `on_result` per phrase.
 
-    The phrase buffer is zeroed once transcribed, so no audio outlives its use.
+    A job cancelled before its turn is skipped without a call. The phrase buffer is zeroed once
+    transcribed or skipped, so no audio outlives its use.
     """
 
     def __init__(
         self,
         transcribe: Callable[[FloatArray], PhraseResult],
-        on_result: Callable[[int, PhraseResult | None, BaseException | None], None],
+        on_result: Callable[[Job, PhraseResult | None, BaseException | None], None],
     ) -> None:
         self._transcribe = transcribe
         self._on_result = on_result
@@ -295,15 +298,18 @@ class TranscriberWorker:
                 return
             result: PhraseResult | None = None
             error: BaseException | None = None
+            skipped = job.cancelled.is_set()
             try:
-                result = self._transcribe(job.audio)
+                if not skipped:
+                    result = self._transcribe(job.audio)
             except Exception as exc:  # reported to the session; the worker keeps running
                 logger.exception("transcription of phrase %d failed", job.index)
                 error = exc
             finally:
                 job.audio.fill(0.0)
             try:
-                self._on_result(job.index, result, error)
+                if not skipped:
+                    self._on_result(job, result, error)
             finally:
                 with self._cond:
                     self._pending -= 1

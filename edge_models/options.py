@@ -77,6 +77,15 @@ class SegmenterOptions(BaseModel):
     short_pause_s: float = Field(
         0.1, gt=0.0, le=5.0, description="Pause that ends a phrase already longer than long_phrase_s (seconds)."
     )
+    speculate_after_s: float = Field(
+        0.15,
+        ge=0.0,
+        le=5.0,
+        description=(
+            "In a phrase shorter than long_phrase_s, transcribe it already after this much silence (0: never); "
+            "the result stands if the pause reaches pause_s and is discarded if speech resumes."
+        ),
+    )
     min_speech_s: float = Field(
         0.25, ge=0.0, le=5.0, description="Phrases with less speech than this are dropped as clicks/noise."
     )
@@ -98,6 +107,15 @@ class SegmenterOptions(BaseModel):
     max_session_s: float = Field(
         60.0, gt=1.0, le=600.0, description="Longest a session may listen, speech or not (seconds)."
     )
+
+    @model_validator(mode="after")
+    def _speculation_before_pause(self) -> SegmenterOptions:
+        if self.speculate_after_s >= self.pause_s:
+            raise ValueError(
+                f"speculate_after_s ({self.speculate_after_s}) must be shorter than pause_s ({self.pause_s}); "
+                "set it to 0 to turn speculation off"
+            )
+        return self
 
 
 class GuardOptions(BaseModel):

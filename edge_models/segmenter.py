@@ -1,5 +1,10 @@
 """Groups 32 ms frames into phrases from their speech probabilities, and decides when a session ends.
 
+A short phrase ends only after `pause_s` of silence (shorter pauses happen inside sentences). So
+that its text is not late by that much, the phrase is also handed out early as a `Tentative` after
+`speculate_after_s` of silence; the `Phrase` that follows says whether it still covers the same
+speech (`speech_frames`), in which case the tentative's transcription stands.
+
 Pure logic on numpy buffers the segmenter owns: a phrase is copied out to its consumer, and the
 segmenter's own buffer is zeroed after each phrase and by `wipe()`.
 """
@@ -39,6 +44,19 @@ class Phrase:
     start_s: float
     end_s: float
     speech_s: float
+    speech_frames: int
+
+
+@dataclass(frozen=True)
+class Tentative:
+    """The phrase heard so far, zero-padded as its `Phrase` would be; owned (and zeroed) by the receiver.
+
+    It stands for phrase `index` if that phrase ends with the same `speech_frames`.
+    """
+
+    index: int
+    audio: npt.NDArray[np.float32]
+    speech_frames: int
 
 
 @dataclass(frozen=True)
@@ -46,7 +64,7 @@ class SessionEnd:
     reason: EndReason
 
 
-Event = Phrase | SessionEnd
+Event = Phrase | Tentative | SessionEnd
 
 
 class Segmenter:
@@ -59,6 +77,7 @@ class Segmenter:
         pad_frames = round(options.pad_s / FRAME_S)
         self._pad_frames = pad_frames
         self._max_frames = max(1, round(options.max_phrase_s / FRAME_S))
+        self._speculate_frames = round(options.speculate_after_s / FRAME_S) if options.speculate_after_s else 0
         capacity = (self._max_frames + 2 * pad_frames + 2) * FRAME_SAMPLES
         self._buf = self._np.zeros(capacity, dtype=self._np.float32)
         self._preroll: collections.deque[npt.NDArray[np.float32]] = collections.deque(maxlen=pad_frames)
@@ -109,6 +128,8 @@ class Segmenter:
                 self._silence_run += 1
                 if self._silence_run >= self._pause_limit():
                     events.extend(self._end_phrase())
+                elif self._silence_run == self._speculate_frames:
+                    events.extend(self._tentative())
             if self._in_phrase and self._used >= self._max_frames * FRAME_SAMPLES:
                 events.extend(self._end_phrase(cut=True))
                 if speech:  # still talking: the next phrase starts right away
@@ -162,6 +183,15 @@ class Segmenter:
         self._last_speech_end = self._used
         self.last_speech_frame = index
 
+    def _tentative(self) -> list[Event]:
+        if self._speech_frames * FRAME_S < self.opt.min_speech_s:
+            return []
+        padded_end = self._last_speech_end + self._pad_frames * FRAME_SAMPLES
+        heard = min(self._used, padded_end)
+        audio = self._np.zeros(padded_end, dtype=self._np.float32)
+        audio[:heard] = self._buf[:heard]
+        return [Tentative(self.phrases, audio, self._speech_frames)]
+
     def _end_phrase(self, cut: bool = False) -> list[Event]:
         if not self._in_phrase:
             return []
@@ -171,7 +201,9 @@ class Segmenter:
         if speech_s >= self.opt.min_speech_s and end > 0:
             audio = self._buf[:end].copy()
             start_s = self._phrase_start_frame * FRAME_S
-            events.append(Phrase(self.phrases, audio, start_s, start_s + end / SAMPLE_RATE, speech_s))
+            events.append(
+                Phrase(self.phrases, audio, start_s, start_s + end / SAMPLE_RATE, speech_s, self._speech_frames)
+            )
             self.phrases += 1
         self._buf[: self._used].fill(0.0)
         self._in_phrase = False
@@ -199,4 +231,4 @@ class Segmenter:
         return self.ended
 
 
-__all__ = ["FRAME_S", "EndReason", "Event", "Phrase", "Segmenter", "SessionEnd"]
+__all__ = ["FRAME_S", "EndReason", "Event", "Phrase", "Segmenter", "SessionEnd", "Tentative"]

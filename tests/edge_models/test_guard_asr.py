@@ -142,7 +142,7 @@ def test_worker_runs_phrases_in_order_and_zeroes_their_audio() -> None:
     def transcribe(audio: np.ndarray) -> PhraseResult:
         return result(f"phrase {int(audio[0])}")
 
-    worker = TranscriberWorker(transcribe, lambda i, r, e: seen.append((i, r.text if r else "ERR")))
+    worker = TranscriberWorker(transcribe, lambda j, r, e: seen.append((j.index, r.text if r else "ERR")))
     for i, a in enumerate(arrays):
         worker.submit(Job(i, a))
     assert worker.wait_idle(timeout=10)
@@ -160,9 +160,9 @@ def test_worker_survives_a_failing_phrase() -> None:
             raise RuntimeError("decoder failed")
         return result("ok")
 
-    def on_result(i: int, r: PhraseResult | None, e: BaseException | None) -> None:
+    def on_result(job: Job, r: PhraseResult | None, e: BaseException | None) -> None:
         with lock:
-            seen.append((i, e))
+            seen.append((job.index, e))
 
     worker = TranscriberWorker(transcribe, on_result)
     worker.submit(Job(0, np.ones(10, np.float32)))
@@ -170,6 +170,31 @@ def test_worker_survives_a_failing_phrase() -> None:
     assert worker.wait_idle(timeout=10)
     worker.close()
     assert isinstance(seen[0][1], RuntimeError) and seen[1] == (1, None)
+
+
+def test_worker_skips_a_job_cancelled_before_its_turn_and_still_zeroes_its_audio() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    seen: list[int] = []
+
+    def transcribe(audio: np.ndarray) -> PhraseResult:
+        started.set()
+        release.wait(10)
+        return result(f"phrase {int(audio[0])}")
+
+    worker = TranscriberWorker(transcribe, lambda job, r, e: seen.append(job.index))
+    first, stale, last = (np.full(10, i + 1, dtype=np.float32) for i in range(3))
+    worker.submit(Job(0, first))
+    assert started.wait(10)  # the worker is busy with job 0
+    stale_job = Job(1, stale, tentative=True)
+    worker.submit(stale_job)
+    worker.submit(Job(2, last))
+    stale_job.cancelled.set()
+    release.set()
+    assert worker.wait_idle(timeout=10)
+    worker.close()
+    assert seen == [0, 2]
+    assert not np.any(stale)
 
 
 def test_missing_heavy_dependency_says_what_to_install() -> None:

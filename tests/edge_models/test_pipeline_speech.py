@@ -127,7 +127,8 @@ def test_guard_output_is_the_final_text(vad: Any) -> None:
         return fake_result(next(texts))
 
     audio = np.concatenate([read_wav(speech_clips()[6]["path"]), np.zeros(16000, np.float32)] * 2)
-    final = VoiceSession(SyntheticSource(audio), transcribe, VoiceOptions(), vad=vad).run()
+    one_call_per_phrase = VoiceOptions.model_validate({"segmenter": {"speculate_after_s": 0}})
+    final = VoiceSession(SyntheticSource(audio), transcribe, one_call_per_phrase, vad=vad).run()
     assert final.text == "Très bon accueil."
     assert final.dropped == {"phantom_phrase": 1}
 
@@ -176,3 +177,96 @@ def test_logs_hold_no_transcript(
     assert caplog.records  # the session does log
     logged = {w for r in caplog.records for w in normalize(r.getMessage())}
     assert not words & logged
+
+
+# -- speculation, with a scripted VAD so that the order of events is exact -----------------------
+
+
+class ScriptedVad:
+    """Speech probabilities from a script; `pause_at` frames wait for `gate` (set by the transcriber)."""
+
+    def __init__(self, probs: list[float], pause_at: int | None = None) -> None:
+        self.probs = probs
+        self.frame = 0
+        self.pause_at = pause_at
+        self.gate = threading.Event()
+
+    def reset(self) -> None:
+        self.frame = 0
+
+    def __call__(self, frame: np.ndarray) -> float:
+        if self.frame == self.pause_at:
+            assert self.gate.wait(10)
+        p = self.probs[self.frame] if self.frame < len(self.probs) else 0.0
+        self.frame += 1
+        return p
+
+
+def heard_frames(audio: np.ndarray) -> int:
+    return int(np.count_nonzero(audio)) // 512
+
+
+def scripted_audio(frames: int) -> np.ndarray:
+    return np.repeat(np.arange(1, frames + 1, dtype=np.float32) / 10000, 512)
+
+
+SPECULATIVE = VoiceOptions.model_validate({"segmenter": {"speculate_after_s": 0.15, "pause_s": 0.5, "pad_s": 0.5}})
+
+
+def test_a_short_last_phrase_is_transcribed_during_its_pause_and_not_again(vad: Any) -> None:
+    probs = [0.9] * 30 + [0.0] * 60
+    script = ScriptedVad(probs, pause_at=30 + 10)  # still inside the 0.5 s pause (16 frames)
+    calls: list[tuple[int, int]] = []
+    given: list[np.ndarray] = []
+
+    def transcribe(audio: np.ndarray) -> PhraseResult:
+        calls.append((script.frame, heard_frames(audio)))
+        given.append(audio)
+        script.gate.set()
+        return fake_result(f"mots{heard_frames(audio)}")
+
+    events: list[VoiceEvent] = []
+    source = SyntheticSource(scripted_audio(len(probs)))
+    final = VoiceSession(source, transcribe, SPECULATIVE, on_event=events.append, vad=script).run()  # type: ignore[arg-type]
+    assert len(calls) == 1
+    vad_frame_at_call, heard = calls[0]
+    assert vad_frame_at_call <= 30 + 10 < 30 + 16  # before the pause was long enough to end the phrase
+    assert heard == 30 + 5  # the speech and the first 0.16 s of pause; zeros stand for the rest
+    assert final.text == "mots35" and final.phrases == 1
+    assert next(e.text for e in events if isinstance(e, PartialText)) == "mots35"
+    assert not any(np.any(a) for a in given)
+
+
+def test_speech_resuming_discards_the_speculative_text(vad: Any) -> None:
+    probs = [0.9] * 30 + [0.0] * 9 + [0.9] * 20 + [0.0] * 60
+    script = ScriptedVad(probs, pause_at=30 + 9 + 20 + 2)  # the first speculation finishes after speech resumed
+    given: list[np.ndarray] = []
+
+    def transcribe(audio: np.ndarray) -> PhraseResult:
+        given.append(audio)
+        if len(given) == 1:
+            script.gate.set()  # let the segmenter go on past the resumed speech...
+            while script.frame < 30 + 9 + 20 + 10:  # ...and only then return the stale result
+                threading.Event().wait(0.005)
+        return fake_result(f"mots{heard_frames(audio)}")
+
+    events: list[VoiceEvent] = []
+    source = SyntheticSource(scripted_audio(len(probs)))
+    final = VoiceSession(source, transcribe, SPECULATIVE, on_event=events.append, vad=script).run()  # type: ignore[arg-type]
+    partials = [e.text for e in events if isinstance(e, PartialText)]
+    assert final.text == "mots64" and final.phrases == 1  # 59 frames of speech and pause + 5
+    assert "mots35" not in " ".join(partials)
+    assert not any(np.any(a) for a in given)
+
+
+def test_speculation_off_transcribes_each_phrase_once_with_its_real_pause(vad: Any) -> None:
+    probs = [0.9] * 30 + [0.0] * 60
+    heard: list[int] = []
+
+    def transcribe(audio: np.ndarray) -> PhraseResult:
+        heard.append(heard_frames(audio))
+        return fake_result("mots")
+
+    options = VoiceOptions.model_validate({"segmenter": {"speculate_after_s": 0}})
+    VoiceSession(SyntheticSource(scripted_audio(len(probs))), transcribe, options, vad=ScriptedVad(probs)).run()  # type: ignore[arg-type]
+    assert heard == [30 + 16]

@@ -9,7 +9,7 @@ import pytest
 
 from edge_models.audio import read_wav, synth
 from edge_models.options import SegmenterOptions, VadOptions
-from edge_models.segmenter import FRAME_S, EndReason, Phrase, Segmenter, SessionEnd
+from edge_models.segmenter import FRAME_S, EndReason, Phrase, Segmenter, SessionEnd, Tentative
 from edge_models.vad import SileroVad, silero_model_path
 from tests.edge_models.conftest import speech_clips
 
@@ -166,3 +166,45 @@ def test_a_long_phrase_ends_on_a_short_dip() -> None:
     late_phrases = [e for e in late if isinstance(e, Phrase)]
     assert len(late_phrases) == 2
     assert late_phrases[0].speech_s == pytest.approx(frames(3.5) * FRAME_S, abs=FRAME_S)
+
+
+# -- speculation: a short phrase is handed out early, a moment into its pause --------------------
+
+
+def test_a_short_phrase_is_handed_out_as_tentative_with_the_same_audio_as_its_phrase() -> None:
+    opts = SegmenterOptions(pause_s=0.5, pad_s=0.5, speculate_after_s=0.15, min_speech_s=0.1)
+    events, _ = run([0.0] * 5 + [0.9] * 40 + [0.0] * frames(1.0), opts)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["Tentative", "Phrase", "SessionEnd"]
+    tentative, phrase = events[0], events[1]
+    assert (tentative.index, tentative.speech_frames) == (phrase.index, phrase.speech_frames)
+    assert len(tentative.audio) == len(phrase.audio)
+    heard = np.flatnonzero(tentative.audio)[-1] + 1
+    np.testing.assert_array_equal(tentative.audio[:heard], phrase.audio[:heard])
+    assert not np.any(tentative.audio[heard:])  # zeros stand for the pause not yet heard
+
+
+def test_speech_resuming_after_the_tentative_gives_a_phrase_with_more_speech() -> None:
+    opts = SegmenterOptions(pause_s=0.5, speculate_after_s=0.15, min_speech_s=0.1)
+    events, _ = run([0.9] * 30 + [0.0] * frames(0.3) + [0.9] * 20 + [0.0] * frames(1.0), opts)
+    tentatives = [e for e in events if isinstance(e, Tentative)]
+    phrases = [e for e in events if isinstance(e, Phrase)]
+    assert len(phrases) == 1 and len(tentatives) == 2
+    assert tentatives[0].speech_frames < phrases[0].speech_frames == tentatives[1].speech_frames
+
+
+def test_no_tentative_for_a_long_phrase_or_with_speculation_off() -> None:
+    long_phrase, _ = run([0.9] * frames(3.5) + [0.0] * frames(1.0), SegmenterOptions(long_phrase_s=3.0))
+    off, _ = run([0.9] * 30 + [0.0] * frames(1.0), SegmenterOptions(speculate_after_s=0))
+    assert not [e for e in long_phrase + off if isinstance(e, Tentative)]
+    assert len([e for e in long_phrase + off if isinstance(e, Phrase)]) == 2
+
+
+def test_no_tentative_for_too_little_speech() -> None:
+    events, _ = run([0.9] * 3 + [0.0] * frames(1.0), SegmenterOptions(min_speech_s=0.25))
+    assert not [e for e in events if isinstance(e, (Tentative, Phrase))]
+
+
+def test_speculation_must_come_before_the_pause_that_ends_a_phrase() -> None:
+    with pytest.raises(ValueError, match=r"speculate_after_s .* must be shorter than pause_s"):
+        SegmenterOptions(pause_s=0.3, speculate_after_s=0.3)
