@@ -85,11 +85,14 @@ def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, thread
         else:
             compute_s = 0.0
 
-            def timed(a: Any) -> Any:
+            def timed(a: Any, decode: Any = transcriber.transcribe) -> Any:
                 nonlocal compute_s
-                result = transcriber.transcribe(a)
+                result = decode(a)
                 compute_s += result.processing_s
                 return result
+
+            def timed_tentative(a: Any) -> Any:
+                return timed(a, transcriber.transcribe_tentative)
 
             source = SyntheticSource(audio, realtime=True)
             partials: list[tuple[float, str]] = []
@@ -98,7 +101,10 @@ def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, thread
                 if isinstance(event, PartialText):
                     partials.append((time.perf_counter(), event.text))
 
-            final = VoiceSession(source, timed, options, on_event=on_event, vad=vad).run()
+            session = VoiceSession(
+                source, timed, options, on_event=on_event, vad=vad, transcribe_tentative=timed_tentative
+            )
+            final = session.run()
             text, latency, compute = final.text, final.latency_after_end_s or 0.0, compute_s
             assert source.started_at is not None and source.last_block_at is not None  # noqa: S101
             # The text is complete when the live text shown becomes the final text and stays so (the

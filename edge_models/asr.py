@@ -107,6 +107,7 @@ class PhraseResult:
     duration_s: float
     processing_s: float
     full_window: bool
+    settled: bool = True  # False: a speculative decoding still degenerate on the cut window (not to be used)
 
 
 class WhisperTranscriber:
@@ -160,6 +161,14 @@ class WhisperTranscriber:
 
     def transcribe(self, audio: FloatArray) -> PhraseResult:
         """Transcribe one phrase (16 kHz mono float32, at most 30 s)."""
+        return self._transcribe(audio, full_window_fallback=True)
+
+    def transcribe_tentative(self, audio: FloatArray) -> PhraseResult:
+        """A speculative transcription: never Whisper's full window, whose cost (time and about 80 MB of
+        memory) only the real phrase may spend; a result still degenerate comes back `settled=False`."""
+        return self._transcribe(audio, full_window_fallback=False)
+
+    def _transcribe(self, audio: FloatArray, *, full_window_fallback: bool) -> PhraseResult:
         started = time.perf_counter()
         np = require("numpy")
         audio = np.asarray(audio, dtype=np.float32)[: 30 * SAMPLE_RATE]
@@ -174,14 +183,16 @@ class WhisperTranscriber:
             # Cut window first; if the text loops or is truncated, the same window with a repetition
             # penalty (cheap); only then Whisper's full 30 s window (costly, as plain faster-whisper).
             attempts = [(frames, 1.0), (frames, self.options.retry_repetition_penalty), (FULL_WINDOW_FRAMES, 1.0)]
-            if frames >= FULL_WINDOW_FRAMES:
+            if frames >= FULL_WINDOW_FRAMES or not full_window_fallback:
                 attempts = attempts[:2]
             encoded: dict[int, Any] = {}
+            degenerate = True
             for n, (window, penalty) in enumerate(attempts):
                 if window not in encoded:
                     encoded[window] = self._encode(features, content, window)
                 result = self._generate(encoded[window], duration, penalty)
-                if not self._degenerate(result):
+                degenerate = self._degenerate(result)
+                if not degenerate:
                     break
                 logger.debug("phrase decoding attempt %d degenerate; retrying", n + 1)
             full_window = window >= FULL_WINDOW_FRAMES
@@ -193,6 +204,7 @@ class WhisperTranscriber:
             duration_s=duration,
             processing_s=time.perf_counter() - started,
             full_window=full_window,
+            settled=full_window_fallback or not degenerate,
         )
 
     def _degenerate(self, result: tuple[str, float, float, bool]) -> bool:
@@ -268,8 +280,11 @@ class TranscriberWorker:
         self,
         transcribe: Callable[[FloatArray], PhraseResult],
         on_result: Callable[[Job, PhraseResult | None, BaseException | None], None],
+        *,
+        transcribe_tentative: Callable[[FloatArray], PhraseResult] | None = None,
     ) -> None:
         self._transcribe = transcribe
+        self._transcribe_tentative = transcribe_tentative or transcribe
         self._on_result = on_result
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="borne-asr", daemon=True)
@@ -301,7 +316,7 @@ class TranscriberWorker:
             skipped = job.cancelled.is_set()
             try:
                 if not skipped:
-                    result = self._transcribe(job.audio)
+                    result = (self._transcribe_tentative if job.tentative else self._transcribe)(job.audio)
             except Exception as exc:  # reported to the session; the worker keeps running
                 logger.exception("transcription of phrase %d failed", job.index)
                 error = exc

@@ -98,7 +98,9 @@ def transcribe(
             raise click.ClickException(f"{path}: cannot read as WAV ({exc})") from exc
         duration = source.duration_s
         started = time.perf_counter()
-        final = VoiceSession(source, transcriber.transcribe, options, vad=vad).run()
+        final = VoiceSession(
+            source, transcriber.transcribe, options, vad=vad, transcribe_tentative=transcriber.transcribe_tentative
+        ).run()
         processing = time.perf_counter() - started
         if as_json:
             record: dict[str, object] = {

@@ -90,10 +90,14 @@ class VoiceSession:
         options: VoiceOptions,
         on_event: Callable[[VoiceEvent], None] | None = None,
         vad: SileroVad | None = None,
+        transcribe_tentative: Transcribe | None = None,
     ) -> None:
+        """`transcribe_tentative` decodes speculative phrases (`WhisperTranscriber.transcribe_tentative`
+        spares them the full-window retry); `transcribe` by default."""
         self.source = source
         self.options = options
         self._transcribe = transcribe
+        self._transcribe_tentative = transcribe_tentative or transcribe
         self._on_event = on_event or (lambda _event: None)
         self._vad = vad
         self._guard = HallucinationGuard(options.guard)
@@ -119,6 +123,9 @@ class VoiceSession:
             if job.tentative:
                 if speculation is None or speculation.job is not job:
                     return  # speech resumed after this job started: its text is stale
+                if result is not None and not result.settled:
+                    self._speculation = None  # unusable: the phrase is transcribed in full when it ends
+                    return
                 speculation.arrived, speculation.result = True, result
                 if speculation.confirmed:
                     self._speculation = None
@@ -196,7 +203,7 @@ class VoiceSession:
         vad = self._vad or SileroVad()
         vad.reset()
         segmenter = Segmenter(opt.segmenter, opt.vad)
-        worker = TranscriberWorker(self._transcribe, self._on_result)
+        worker = TranscriberWorker(self._transcribe, self._on_result, transcribe_tentative=self._transcribe_tentative)
         frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         filled = 0
         consumed = 0

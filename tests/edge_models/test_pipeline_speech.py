@@ -270,3 +270,43 @@ def test_speculation_off_transcribes_each_phrase_once_with_its_real_pause(vad: A
     options = VoiceOptions.model_validate({"segmenter": {"speculate_after_s": 0}})
     VoiceSession(SyntheticSource(scripted_audio(len(probs))), transcribe, options, vad=ScriptedVad(probs)).run()  # type: ignore[arg-type]
     assert heard == [30 + 16]
+
+
+def test_an_unsettled_speculation_is_never_shown_and_the_phrase_is_transcribed_in_full(vad: Any) -> None:
+    probs = [0.9] * 30 + [0.0] * 60
+    script = ScriptedVad(probs, pause_at=30 + 10)
+    tentative_calls: list[int] = []
+    full_calls: list[int] = []
+
+    def transcribe_tentative(audio: np.ndarray) -> PhraseResult:
+        tentative_calls.append(heard_frames(audio))
+        script.gate.set()
+        return PhraseResult("boucle boucle boucle", -2.0, 0.01, 3.0, 1.0, 0.0, False, settled=False)
+
+    def transcribe(audio: np.ndarray) -> PhraseResult:
+        full_calls.append(heard_frames(audio))
+        return fake_result("le vrai texte")
+
+    events: list[VoiceEvent] = []
+    final = VoiceSession(
+        SyntheticSource(scripted_audio(len(probs)), realtime=False),
+        transcribe,
+        SPECULATIVE,
+        on_event=events.append,
+        vad=script,  # type: ignore[arg-type]
+        transcribe_tentative=transcribe_tentative,
+    ).run()
+    assert final.text == "le vrai texte"
+    assert tentative_calls == [30 + 5] and full_calls == [30 + 16]
+    assert all("boucle" not in e.text for e in events if isinstance(e, PartialText))
+
+
+def test_a_speculative_decoding_never_pays_for_the_full_window(
+    transcriber: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = read_wav(speech_clips()[6]["path"])
+    monkeypatch.setattr(transcriber, "_degenerate", lambda result: True)  # every cut-window decoding loops
+    tentative = transcriber.transcribe_tentative(audio)
+    assert not tentative.full_window and not tentative.settled
+    full = transcriber.transcribe(audio)
+    assert full.full_window and full.settled
