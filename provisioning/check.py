@@ -261,7 +261,14 @@ def check_model(ctx: CheckContext) -> CheckResult:
         from edge_models.vad import SileroVad
 
         transcriber = WhisperTranscriber(bundle, options, verify=False)
-        text = VoiceSession(WavFileSource(FRENCH_SAMPLE), transcriber.transcribe, options, vad=SileroVad()).run().text
+        session = VoiceSession(
+            WavFileSource(FRENCH_SAMPLE),
+            transcriber.transcribe,
+            options,
+            vad=SileroVad(),
+            transcribe_tentative=transcriber.transcribe_tentative,
+        )
+        text = session.run().text
     except (RuntimeError, ImportError, OSError, ValueError) as error:
         return failed(
             "model",
