@@ -42,6 +42,7 @@ from sync_agent.systemd import notify
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0
+WATCHDOG_PING_S = 5.0  # longest time between two WATCHDOG=1 while waiting to reconnect
 
 
 class SyncError(Exception):
@@ -117,13 +118,10 @@ class SyncAgent:
     ) -> bool:
         """Drain until `stop` is set (or, with `once`, until nothing is left). True when nothing is left."""
         delay = backoff_delays(self.settings.sync.backoff_min_s, self.settings.sync.backoff_max_s, self._rng)
-        ready_sent = False
+        notify("READY=1")  # store-and-forward: an unreachable broker is this loop's normal work, not a failed start
         while not stop.is_set():
             try:
                 self._connect()
-                if not ready_sent:
-                    notify("READY=1")
-                    ready_sent = True
                 delay = backoff_delays(self.settings.sync.backoff_min_s, self.settings.sync.backoff_max_s, self._rng)
                 if self._serve(stop, once=once, on_progress=on_progress):
                     return True
@@ -142,7 +140,7 @@ class SyncAgent:
                 self._disconnect()
             wait = delay()
             notify(f"STATUS=waiting {wait:.0f} s before reconnecting")
-            stop.wait(wait)
+            _wait_alive(stop, wait)
         return self._backlog() == 0
 
     # -- connection ---------------------------------------------------------------------------------
@@ -384,6 +382,17 @@ def _check_files(settings: SyncSettings) -> None:
                 f"[sync] {key} = {path}: file not found; enrol the device (`borne provision init`) "
                 "or point the setting at the right file"
             )
+
+
+def _wait_alive(stop: threading.Event, seconds: float) -> None:
+    """Wait `seconds` (or until `stop`), telling systemd's watchdog every few seconds that the loop is alive."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        notify("WATCHDOG=1")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        stop.wait(min(remaining, WATCHDOG_PING_S))
 
 
 def _read_config_version(path: Path) -> int | None:

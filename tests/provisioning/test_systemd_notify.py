@@ -117,11 +117,11 @@ def test_sync_and_ingest_notify_while_delivering(
     chain.assert_store_matches_outbox()
 
 
-def test_sync_is_not_ready_before_the_broker_answers(
+def test_sync_is_ready_and_pings_while_the_broker_is_away(
     tmp_path: Path, notify_socket: Callable[[str], NotifySocket]
 ) -> None:
-    """Why borne-sync.service has TimeoutStartSec=infinity: READY=1 waits for the broker, and a terminal
-    whose network is down is retrying, not failing to start."""
+    """A terminal whose network is down is retrying, not failing to start: READY=1 at once, then
+    WATCHDOG=1 while it waits between attempts."""
     config = tmp_path / "borne.toml"
     config.write_text(
         '[device]\nsite_id = "fs-23-01"\ndevice_id = "borne-a"\n\n'
@@ -134,8 +134,9 @@ def test_sync_is_not_ready_before_the_broker_answers(
     env = {"NOTIFY_SOCKET": str(listener.path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     process = subprocess.Popen([BORNE, "sync", "--config", str(config)], env=env, stderr=subprocess.PIPE)
     try:
-        messages = listener.collect(lambda seen: len(seen) >= 3, timeout=60)
+        messages = listener.collect(lambda seen: watchdogs(seen) >= 3, timeout=60)
     finally:
         stop(process)
-    assert len(messages) >= 3, messages
-    assert all(message.startswith("STATUS=waiting ") for message in messages), messages
+    assert messages[0] == "READY=1", messages
+    assert watchdogs(messages) >= 3, messages
+    assert any(message.startswith("STATUS=waiting ") for message in messages), messages

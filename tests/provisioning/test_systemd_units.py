@@ -166,16 +166,14 @@ def test_kiosk_environment_keeps_libraries_offline() -> None:
     assert "HF_HUB_OFFLINE=1" in environment
 
 
-def test_sync_watchdog_outlasts_the_longest_wait_between_attempts() -> None:
-    """The agent pings from its drain loop only: between two attempts it is silent for up to
-    [sync] backoff_max_s plus the connection timeouts, which must fit in WatchdogSec."""
-    from sync_agent.agent import CONNECT_TIMEOUT_S
-    from sync_agent.settings import SyncSection
+def test_sync_watchdog_outlasts_one_connection_attempt() -> None:
+    """The agent pings from its drain loop and while waiting between attempts; its longest silence is
+    one connection attempt, which must fit in WatchdogSec."""
+    from sync_agent.agent import CONNECT_TIMEOUT_S, WATCHDOG_PING_S
 
-    silent = SyncSection().backoff_max_s + CONNECT_TIMEOUT_S + 60  # 60 s: DNS and TCP connect timeouts
+    silent = CONNECT_TIMEOUT_S + 60 + WATCHDOG_PING_S  # 60 s: DNS and TCP connect timeouts
     assert seconds(one("borne-sync.service", "WatchdogSec")) >= silent
-    # READY=1 only comes once the broker answers: a terminal without network is not a failed start.
-    assert one("borne-sync.service", "TimeoutStartSec") == "infinity"
+    assert seconds(one("borne-sync.service", "TimeoutStartSec")) > 0  # READY=1 comes without the broker
 
 
 def test_ingest_watchdog_outlasts_its_pings() -> None:
