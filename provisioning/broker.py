@@ -1,8 +1,9 @@
 """Mosquitto configuration for the central side: TLS listener, client certificates, per-device ACL.
 
 A device's certificate common name is its MQTT identity (`use_identity_as_username`); the ACL lets it
-publish only its own batch and status topics and read only its own ack and config topics. Ingest
-consumers read every batch (shared subscriptions) and write every ack.
+publish only its own batch and status topics and read only its own status (`borne provision check`
+reads its Status back), ack and config topics. Ingest consumers read every batch (shared
+subscriptions) and write every ack.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def acl(devices: Iterable[FleetDevice], ingest_identities: Sequence[str]) -> str
         lines += [
             f"user {device.device_id}",
             f"topic write {topic(device.site_id, device.device_id, 'batch')}",
-            f"topic write {topic(device.site_id, device.device_id, 'status')}",
+            f"topic readwrite {topic(device.site_id, device.device_id, 'status')}",
             f"topic read {topic(device.site_id, device.device_id, 'ack')}",
             f"topic read {topic(device.site_id, device.device_id, 'config')}",
             "",

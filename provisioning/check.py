@@ -450,13 +450,12 @@ def _wait(event: threading.Event, lost: threading.Event, timeout_s: float) -> bo
 
 
 def check_broker(ctx: CheckContext) -> CheckResult:
-    """Connect with the device's TLS identity as the sync agent does, publish a retained Status, subscribe.
+    """Connect with the device's TLS identity as the sync agent does, publish a retained Status, read it back.
 
-    The broker's ACL (provisioning/broker.py) lets a device write its batch and status topics and read
-    only its ack and config topics, so the Status cannot be read back by the device itself: the round
-    trip is the broker's PUBACK for the retained Status (MQTT v5 reason code; a publish the ACL refuses
-    comes back "Not authorized") and granted subscriptions to ack and config (a retained
-    configuration is read and validated when the platform has published one).
+    The round trip: the broker's PUBACK for the retained Status (MQTT v5 reason code; a publish the ACL
+    refuses comes back "Not authorized"), granted subscriptions to the device's status, ack and config
+    topics (provisioning/broker.py's ACL), and the same Status delivered back as the retained message
+    (a retained configuration is read and validated when the platform has published one).
     """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -558,34 +557,51 @@ def check_broker(ctx: CheckContext) -> CheckResult:
                 "(the ACL does not list this device)",
                 acl_fix,
             )
-        client.subscribe([(topics["ack"], 1), (topics["config"], 1)])
+        client.subscribe([(topics["ack"], 1), (topics["config"], 1), (topics["status"], 1)])
         if not _wait(probe.suback, probe.lost, ctx.broker_timeout_s) or probe.suback_failed:
             reasons = ", ".join(probe.suback_reasons) or "no answer"
-            return failed("broker", f"{where} refused the subscriptions to ack and config ({reasons})", acl_fix)
-        config_note = _retained_config(probe, topics["config"])
+            return failed("broker", f"{where} refused the subscriptions to status, ack and config ({reasons})", acl_fix)
+        retained = _retained(probe, ctx.broker_timeout_s)
+        if retained.get(topics["status"]) != status.to_json().encode():
+            return failed(
+                "broker",
+                f"{where}: the Status published on {topics['status']} did not come back as the retained message",
+                "check that the broker keeps retained messages (persistence, retain_available) and that no "
+                "other client with this device's identity publishes at the same time",
+            )
+        config_note = _config_note(retained.get(topics["config"]))
     finally:
         client.disconnect()
         client.loop_stop()
     return passed(
         "broker",
         f"{where} as {device.device_id} over TLS: retained Status acknowledged on {topics['status']} "
-        f"({probe.puback_reason}); ack and config subscribed; {config_note}",
+        f"({probe.puback_reason}) and read back; ack and config subscribed; {config_note}",
     )
 
 
-def _retained_config(probe: _Probe, config_topic: str, wait_s: float = 0.5) -> str:
-    deadline = time.monotonic() + wait_s
+def _retained(probe: _Probe, status_wait_s: float, config_wait_s: float = 0.5) -> dict[str, bytes]:
+    """Retained messages delivered after subscribing, by topic: waits for the Status, then briefly for a config."""
+    received: dict[str, bytes] = {}
+    deadline = time.monotonic() + status_wait_s
     while time.monotonic() < deadline:
         try:
-            received, payload = probe.messages.get(timeout=0.05)
+            where, payload = probe.messages.get(timeout=0.05)
         except queue.Empty:
             continue
-        if received == config_topic and payload:
-            try:
-                return f"platform configuration version {DeviceConfig.model_validate_json(payload).config_version}"
-            except ValueError:
-                return "the platform's retained configuration is invalid (the terminal keeps its own)"
-    return "no configuration published by the platform yet (defaults apply)"
+        received[where] = payload
+        if where.endswith("/status"):
+            deadline = min(deadline, time.monotonic() + config_wait_s)
+    return received
+
+
+def _config_note(payload: bytes | None) -> str:
+    if not payload:
+        return "no configuration published by the platform yet (defaults apply)"
+    try:
+        return f"platform configuration version {DeviceConfig.model_validate_json(payload).config_version}"
+    except ValueError:
+        return "the platform's retained configuration is invalid (the terminal keeps its own)"
 
 
 # -- systemd ----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ def test_acl_confines_each_device_to_its_own_topics() -> None:
     block = text.split("user borne-a\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert block == [
         "topic write borne/v1/fs-1/borne-a/batch",
-        "topic write borne/v1/fs-1/borne-a/status",
+        "topic readwrite borne/v1/fs-1/borne-a/status",
         "topic read borne/v1/fs-1/borne-a/ack",
         "topic read borne/v1/fs-1/borne-a/config",
     ]

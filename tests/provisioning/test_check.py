@@ -105,6 +105,7 @@ def test_broker_check_passes_and_leaves_a_retained_status(config: Path, pki: Tes
     result = check_broker(ctx)
     assert result.outcome == Outcome.PASS, result
     assert f"retained Status acknowledged on borne/v1/{SITE}/{DEVICE}/status" in result.detail
+    assert "read back" in result.detail
     assert "no configuration published by the platform yet" in result.detail
     status = retained_status(pki, broker)
     assert (status.site_id, status.device_id, status.state) == (SITE, DEVICE, "online")
