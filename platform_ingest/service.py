@@ -18,7 +18,6 @@ import random
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,13 +30,11 @@ from paho.mqtt.properties import Properties
 from platform_ingest.consumer import handle
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import Store, StoreError
-from sync_agent.systemd import notify
+from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 
 BATCH_FILTER = "borne/v1/+/+/batch"
-WATCHDOG_PING_S = 5.0
-"""Longest time between two WATCHDOG=1 while waiting to reconnect (the unit's WatchdogSec is far longer)."""
 
 
 class IngestConfigError(Exception):
@@ -193,7 +190,7 @@ class IngestService:
                     delay = self._backoff.next()
                     logger.info("reconnecting in %.1f s", delay)
                     notify(f"STATUS=reconnecting in {delay:.0f} s")
-                    _wait_alive(stop, delay)
+                    wait_alive(stop, delay)
         finally:
             if store is not None:
                 _close_quietly(store)
@@ -313,17 +310,6 @@ class IngestService:
                         break
         if state.failure is not None:
             raise state.failure
-
-
-def _wait_alive(stop: threading.Event, seconds: float) -> None:
-    """Wait `seconds` (or until `stop`), telling systemd's watchdog every few seconds that the loop is alive."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        notify("WATCHDOG=1")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        stop.wait(min(remaining, WATCHDOG_PING_S))
 
 
 def _disable_nagle(client: mqtt.Client) -> None:

@@ -37,12 +37,11 @@ from pydantic import ValidationError
 from sync_agent.contract import Ack, Batch, ComponentState, DeviceConfig, Status, topic
 from sync_agent.outbox import Outbox
 from sync_agent.settings import SyncSettings
-from sync_agent.systemd import notify
+from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 15.0
-WATCHDOG_PING_S = 5.0  # longest time between two WATCHDOG=1 while waiting to reconnect
 
 
 class SyncError(Exception):
@@ -140,7 +139,7 @@ class SyncAgent:
                 self._disconnect()
             wait = delay()
             notify(f"STATUS=waiting {wait:.0f} s before reconnecting")
-            _wait_alive(stop, wait)
+            wait_alive(stop, wait)
         return self._backlog() == 0
 
     # -- connection ---------------------------------------------------------------------------------
@@ -382,17 +381,6 @@ def _check_files(settings: SyncSettings) -> None:
                 f"[sync] {key} = {path}: file not found; enrol the device (`borne provision init`) "
                 "or point the setting at the right file"
             )
-
-
-def _wait_alive(stop: threading.Event, seconds: float) -> None:
-    """Wait `seconds` (or until `stop`), telling systemd's watchdog every few seconds that the loop is alive."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        notify("WATCHDOG=1")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        stop.wait(min(remaining, WATCHDOG_PING_S))
 
 
 def _read_config_version(path: Path) -> int | None:
