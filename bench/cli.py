@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "moderation": "bench.moderation:moderation",
     "asr": "bench.asr:asr",
     "sync": "bench.sync:sync",
+    "kiosk": "bench.kiosk:kiosk",
 }
 
 

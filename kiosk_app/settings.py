@@ -1,6 +1,8 @@
-"""Settings of the kiosk process: the questions, the timeouts, the outbox it writes to."""
+"""Settings of the kiosk process: the questions, the timeouts, the screen, the outbox it writes to."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
@@ -11,30 +13,35 @@ from sync_agent.settings import BorneSettings, OutboxSection, Section
 QUESTION = {
     "fr": "Satisfait de votre démarche dans votre France services aujourd'hui ?",
     "en": "Satisfied with what you came to do at France services today?",
+    "es": "¿Satisfecho con su trámite en France services hoy?",
 }
+PI_TOUCHSCREEN_DPI = 133.0  # the official Raspberry Pi 7" touchscreen: 800 x 480 on 154 x 86 mm
+DEFAULT_KIOSK_STATE_PATH = Path("/run/borne/kiosk-state.json")  # same default as [sync] kiosk_state_path
 
 
-def _texts(fr: str, en: str) -> dict[str, str]:
-    return {"fr": fr, "en": en}
+def _texts(fr: str, en: str, es: str) -> dict[str, str]:
+    return {"fr": fr, "en": en, "es": es}
 
 
 DEFAULT_FOLLOW_UPS = [
     FollowUp(
         id="resolved",
-        text=_texts("Votre démarche a-t-elle abouti ?", "Did you get done what you came for?"),
+        text=_texts(
+            "Votre démarche a-t-elle abouti ?", "Did you get done what you came for?", "¿Pudo completar su trámite?"
+        ),
         choices=[
-            Choice(id="yes", text=_texts("Oui", "Yes")),
-            Choice(id="partly", text=_texts("En partie", "Partly")),
-            Choice(id="no", text=_texts("Non", "No")),
+            Choice(id="yes", text=_texts("Oui", "Yes", "Sí")),
+            Choice(id="partly", text=_texts("En partie", "Partly", "En parte")),
+            Choice(id="no", text=_texts("Non", "No", "No")),
         ],
     ),
     FollowUp(
         id="waiting",
-        text=_texts("Combien de temps avez-vous attendu ?", "How long did you wait?"),
+        text=_texts("Combien de temps avez-vous attendu ?", "How long did you wait?", "¿Cuánto tiempo esperó?"),
         choices=[
-            Choice(id="under_15", text=_texts("Moins de 15 min", "Under 15 min")),
-            Choice(id="15_to_30", text=_texts("15 à 30 min", "15 to 30 min")),
-            Choice(id="over_30", text=_texts("Plus de 30 min", "Over 30 min")),
+            Choice(id="under_15", text=_texts("Moins de 15 min", "Under 15 min", "Menos de 15 min")),
+            Choice(id="15_to_30", text=_texts("15 à 30 min", "15 to 30 min", "De 15 a 30 min")),
+            Choice(id="over_30", text=_texts("Plus de 30 min", "Over 30 min", "Más de 30 min")),
         ],
         ask_when=[Rating.VERY_DISSATISFIED, Rating.DISSATISFIED],
     ),
@@ -51,7 +58,9 @@ class KioskSection(Section):
         description="Follow-up questions asked after the rating, in order (each may be skipped).",
     )
     languages: list[LanguageCode] = Field(
-        default_factory=lambda: ["fr", "en"], min_length=1, description="Languages offered; the first is the default."
+        default_factory=lambda: ["fr", "en", "es"],
+        min_length=1,
+        description="Languages offered; the first is the default.",
     )
     voice_enabled: bool = Field(default=True, description="Offer to leave a spoken comment when a model is present.")
     rating_timeout_s: float = Field(default=30, gt=0, le=3600, description="Rating screen back to attract.")
@@ -64,6 +73,26 @@ class KioskSection(Section):
     burst_window_s: float = Field(default=60, gt=0, le=3600, description="Window in which ratings are counted.")
     burst_count: int = Field(
         default=5, ge=2, le=1000, description="This many ratings within the window flags the record as a burst."
+    )
+    screen_dpi: float = Field(
+        default=PI_TOUCHSCREEN_DPI,
+        ge=50,
+        le=600,
+        description="Pixels per inch of the touchscreen; touch targets (15 mm at least) are sized from it.",
+    )
+    font_scale: float = Field(default=1.0, ge=0.75, le=2.0, description="Multiplies every text size on screen.")
+    technician_pin: str = Field(
+        default="",
+        pattern=r"^([0-9]{4,12})?$",
+        description="PIN of the technician screen (4 to 12 digits; empty: the screen is disabled).",
+    )
+    microphone_device: str = Field(
+        default="", description="Input device (PortAudio name or index); empty: the system's default input."
+    )
+    kiosk_state_path: Path = Field(
+        default=DEFAULT_KIOSK_STATE_PATH,
+        description="Where the kiosk writes its microphone and model state for the sync agent's Status "
+        "(keep it equal to [sync] kiosk_state_path).",
     )
 
     @field_validator("question")

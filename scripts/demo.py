@@ -3,15 +3,19 @@
 1. Install the speech model bundle from the packages and transcribe a real French clip with the
    kiosk's pipeline, then moderate the text (what a citizen's comment goes through).
 2. Play simulated citizen sessions through the kiosk flow into the outbox.
-3. Start a Mosquitto on loopback with its own CA, TLS and per-device ACL, and `borne ingest run`.
-4. `borne sync --once`: the outbox drains, every record acknowledged by the platform.
-5. Print the satisfaction indicators as the central store holds them.
+3. `borne kiosk --demo`: the touch screen itself, hearing a French WAV file instead of a microphone,
+   into the same outbox. With a display, a window to use by hand (close it to go on); without one,
+   offscreen, one scripted session by synthesised touches, a screenshot of each screen.
+4. Start a Mosquitto on loopback with its own CA, TLS and per-device ACL, and `borne ingest run`.
+5. `borne sync --once`: the outbox drains, every record acknowledged by the platform.
+6. Print the satisfaction indicators, and the kiosk's own record, as the central store holds them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BORNE = str(Path(sys.executable).with_name("borne"))
 CLIP = ROOT / "tests" / "fixtures" / "fr_speech" / "clips" / "fleurs_fr_000.wav"
 SITE, DEVICE = "fs-23-gueret", "borne-demo-01"
+TECHNICIAN_PIN = "2468"
+KIOSK_TIMEOUT_S = 900  # the scripted session hears the clip at real-time pace, then transcribes it
 
 
 def step(title: str) -> None:
@@ -62,6 +68,8 @@ def main() -> None:
     config.write_text(
         f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\ndepartment = "23"\n\n'
         f'[outbox]\npath = "{work}/outbox.db"\n\n'
+        f'[kiosk]\nkiosk_state_path = "{work}/kiosk-state.json"\ntechnician_pin = "{TECHNICIAN_PIN}"\n\n'
+        f'[voice]\nmodels_dir = "{models}"\n\n'
         f'[sync]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.port}\ntls_ca = "{pki.ca_file}"\n'
         f'tls_cert = "{device_cert}"\ntls_key = "{device_key}"\n'
         f'device_config_path = "{work}/device-config.json"\nkiosk_state_path = "{work}/kiosk-state.json"\n\n'
@@ -74,7 +82,10 @@ def main() -> None:
     borne("simulate", "--config", str(config), "--records", "200", "--seed", "1")
     borne("outbox", "stats", "--config", str(config))
 
-    step("3. central side: mosquitto (TLS, client certificates, ACL) and borne ingest")
+    step("3. the touch screen: borne kiosk --demo (a French WAV file stands in for the microphone)")
+    kiosk_records = run_kiosk(config, work / "screenshots")
+
+    step("4. central side: mosquitto (TLS, client certificates, ACL) and borne ingest")
     broker.start()
     borne("ingest", "sites", "import", "--config", str(config), str(work / "sites.csv"))
     ingest = subprocess.Popen([BORNE, "ingest", "run", "--config", str(config)])
@@ -82,7 +93,7 @@ def main() -> None:
         time.sleep(1.5)
         if ingest.poll() is not None:
             raise SystemExit("demo: borne ingest stopped at start")
-        step("4. borne sync --once: the outbox drains, each record acknowledged by the platform")
+        step("5. borne sync --once: the outbox drains, each record acknowledged by the platform")
         borne("sync", "--once", "--timeout", "120", "--config", str(config))
         borne("outbox", "stats", "--config", str(config))
     finally:
@@ -90,10 +101,63 @@ def main() -> None:
         ingest.wait(timeout=30)
         broker.stop()
 
-    step("5. indicators in the central store")
+    step("6. indicators in the central store, and the kiosk's record as the platform holds it")
     borne("ingest", "stats", "--config", str(config), "--by", "site")
     borne("ingest", "stats", "--config", str(config), "--by", "region")
+    print_central_records(work / "central.db", kiosk_records)
     print(f"\ndemo: done; files kept in {work}")
+
+
+def outbox_record_ids(outbox: Path) -> set[str]:
+    from sync_agent.outbox import Outbox
+
+    with Outbox.open(outbox) as box:
+        return {str(record.record_id) for record in box.records()}
+
+
+def run_kiosk(config: Path, screenshots: Path) -> list[str]:
+    """`borne kiosk --demo` on the demo's outbox; the ids of the records it added."""
+    outbox = config.parent / "outbox.db"
+    before = outbox_record_ids(outbox)
+    command = [BORNE, "kiosk", "--demo", "--config", str(config)]
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        print("a kiosk window opens: touch (click) your way through a visit, then close the window to go on")
+        subprocess.run(command, check=True)
+    else:
+        command += ["--offscreen", "--screenshots", str(screenshots)]
+        print("no display: offscreen, one scripted visit driven by synthesised touches")
+        subprocess.run(command, check=True, timeout=KIOSK_TIMEOUT_S)
+        shots = sorted(path.name for path in screenshots.glob("*.png"))
+        print(f"screenshots in {screenshots}: {', '.join(shots) or 'none'}")
+    added = sorted(outbox_record_ids(outbox) - before)
+    print(f"the kiosk stored {len(added)} record(s) in the outbox")
+    return added
+
+
+def print_central_records(store: Path, record_ids: list[str]) -> None:
+    if not record_ids:
+        print("\nthe kiosk stored no record this time (nothing to look up centrally)")
+        return
+    columns = (
+        "record_id, site_id, period, rating, answers, comment_text, comment_language, comment_asr_model, "
+        "comment_confidence, comment_redactions, flags, ui_language, app_version, received_hour"
+    )
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        for record_id in record_ids:
+            cursor = conn.execute(
+                f"SELECT {columns} FROM records WHERE device_id = ? AND record_id = ?",  # noqa: S608 - fixed columns
+                (DEVICE, record_id),
+            )
+            names = [description[0] for description in cursor.description]
+            row = cursor.fetchone()
+            if row is None:
+                raise SystemExit(f"demo: the kiosk's record {record_id} did not reach the central store")
+            print("\nthe kiosk's record, as the central store holds it:")
+            for name, value in zip(names, row, strict=True):
+                print(f"  {name:<20} {value}")
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":

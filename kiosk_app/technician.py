@@ -1,0 +1,227 @@
+"""The technician screen's logic, without Kivy: the hidden gesture, the PIN gate and the report shown.
+
+The screen (kiosk_app/ui) opens after `CornerGesture` sees a quick series of taps in one corner and
+`PinGate` accepts the PIN from `[kiosk] technician_pin`; an empty PIN keeps the screen disabled.
+Times come from an injected monotonic clock, so the tests move time by hand.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import shutil
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from sync_agent.contract import ComponentState
+from sync_agent.outbox import STATES, Outbox, OutboxError
+
+Clock = Callable[[], float]
+
+
+class Corner(enum.StrEnum):
+    """A screen corner as the viewer sees it."""
+
+    TOP_LEFT = "top-left"
+    TOP_RIGHT = "top-right"
+    BOTTOM_LEFT = "bottom-left"
+    BOTTOM_RIGHT = "bottom-right"
+
+
+class CornerGesture:
+    """`taps` taps within `within_s` seconds inside a square of `size_px` in one corner opens the way.
+
+    Coordinates are Kivy's: origin at the bottom-left, y upwards. A tap anywhere else starts the
+    count again, so ordinary use of the screen never adds up to the gesture.
+    """
+
+    def __init__(
+        self,
+        *,
+        corner: Corner = Corner.TOP_RIGHT,
+        size_px: float = 80.0,
+        taps: int = 5,
+        within_s: float = 3.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if taps < 2:
+            raise ValueError(f"taps={taps}: a hidden gesture needs at least 2 taps")
+        if within_s <= 0 or size_px <= 0:
+            raise ValueError("within_s and size_px must be positive")
+        self.corner = Corner(corner)
+        self.size_px = size_px
+        self.taps = taps
+        self.within_s = within_s
+        self._clock = clock
+        self._times: deque[float] = deque(maxlen=taps)
+
+    def in_corner(self, x: float, y: float, width: float, height: float) -> bool:
+        left = x <= self.size_px
+        right = x >= width - self.size_px
+        bottom = y <= self.size_px
+        top = y >= height - self.size_px
+        return {
+            Corner.TOP_LEFT: top and left,
+            Corner.TOP_RIGHT: top and right,
+            Corner.BOTTOM_LEFT: bottom and left,
+            Corner.BOTTOM_RIGHT: bottom and right,
+        }[self.corner]
+
+    def tap(self, x: float, y: float, width: float, height: float) -> bool:
+        """Record a touch at (x, y) on a window of width × height; True when it completes the gesture."""
+        if not self.in_corner(x, y, width, height):
+            self._times.clear()
+            return False
+        now = self._clock()
+        self._times.append(now)
+        if len(self._times) == self.taps and now - self._times[0] <= self.within_s:
+            self._times.clear()
+            return True
+        return False
+
+    def reset(self) -> None:
+        self._times.clear()
+
+
+class PinCheck(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    LOCKED = "locked"  # too many wrong PINs: nothing is checked until the lock ends
+    DISABLED = "disabled"  # no PIN configured: the technician screen stays closed
+
+
+class PinGate:
+    """Checks the technician PIN in constant time; `max_failures` wrong PINs lock it for `lockout_s`."""
+
+    def __init__(
+        self,
+        configured_pin: str,
+        *,
+        max_failures: int = 3,
+        lockout_s: float = 60.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._digest = _digest(configured_pin) if configured_pin else None
+        self.max_failures = max_failures
+        self.lockout_s = lockout_s
+        self._clock = clock
+        self._failures = 0
+        self._locked_until: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._digest is not None
+
+    def locked_for(self) -> float:
+        """Seconds left before another PIN may be tried (0 when not locked)."""
+        if self._locked_until is None:
+            return 0.0
+        left = self._locked_until - self._clock()
+        if left <= 0:
+            self._locked_until = None
+            self._failures = 0
+            return 0.0
+        return left
+
+    def check(self, pin: str) -> PinCheck:
+        if self._digest is None:
+            return PinCheck.DISABLED
+        if self.locked_for() > 0:
+            return PinCheck.LOCKED
+        # Both sides hashed first: the comparison time depends on neither the PIN's digits nor its length.
+        if hmac.compare_digest(_digest(pin), self._digest):
+            self._failures = 0
+            return PinCheck.ACCEPTED
+        self._failures += 1
+        if self._failures >= self.max_failures:
+            self._locked_until = self._clock() + self.lockout_s
+        return PinCheck.REJECTED
+
+
+def _digest(pin: str) -> bytes:
+    return hashlib.sha256(pin.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class TechnicianReport:
+    """What the technician screen shows (no citizen data: counts and states only)."""
+
+    site_id: str
+    device_id: str
+    software_version: str
+    outbox_path: str
+    outbox_counts: dict[str, int]  # pending, in_flight, acked, rejected
+    oldest_pending_age_s: float | None
+    last_ack_hour: datetime | None  # the outbox keeps acknowledgement times to the hour
+    outbox_bytes: int
+    disk_free_bytes: int | None
+    outbox_problem: str | None  # the outbox could not be read, or was recovered from corruption
+    model: ComponentState
+    microphone: ComponentState
+
+    @property
+    def backlog(self) -> int:
+        return self.outbox_counts.get("pending", 0) + self.outbox_counts.get("in_flight", 0)
+
+
+def software_version() -> str:
+    try:
+        return version("borne")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def gather_report(
+    *,
+    site_id: str,
+    device_id: str,
+    outbox: Outbox,
+    model: ComponentState,
+    microphone: ComponentState,
+    now: datetime | None = None,
+) -> TechnicianReport:
+    """Collect the technician screen's figures; an unreadable outbox is reported, not raised."""
+    now = now or datetime.now(UTC)
+    counts = dict.fromkeys(STATES, 0)
+    oldest: float | None = None
+    last_ack: datetime | None = None
+    size = 0
+    problem: str | None = None
+    try:
+        stats = outbox.stats(now=now)
+        counts, oldest, size, problem = dict(stats.counts), stats.oldest_pending_age_s, stats.file_bytes, stats.recovery
+        last_ack = last_ack_hour(outbox)
+    except (OutboxError, OSError, ValueError, sqlite3.Error) as error:
+        problem = f"cannot read the outbox: {error}"
+    try:
+        free: int | None = shutil.disk_usage(outbox.path.parent).free
+    except OSError:
+        free = None
+    return TechnicianReport(
+        site_id=site_id,
+        device_id=device_id,
+        software_version=software_version(),
+        outbox_path=str(outbox.path),
+        outbox_counts=counts,
+        oldest_pending_age_s=oldest,
+        last_ack_hour=last_ack,
+        outbox_bytes=size,
+        disk_free_bytes=free,
+        outbox_problem=problem,
+        model=model,
+        microphone=microphone,
+    )
+
+
+def last_ack_hour(outbox: Outbox) -> datetime | None:
+    """The hour of the most recent acknowledgement the outbox holds (acked records only), or None."""
+    # The outbox has no public accessor for this yet; its `_read` retries while the sync agent writes.
+    rows = outbox._read("SELECT max(acked_hour) FROM records WHERE state = 'acked'")
+    value = rows[0][0] if rows else None
+    return datetime.fromisoformat(value) if value else None

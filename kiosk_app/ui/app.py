@@ -1,0 +1,382 @@
+"""The kiosk's Kivy application: one screen per flow state, the flow deciding, the voice off the UI thread.
+
+`KioskApp` builds the screens, switches them when the flow's state changes, calls `flow.tick()` every
+second (timeouts), writes each record to the outbox, starts and stops voice sessions, loads the
+speech model in the background, writes the kiosk state file for the sync agent, and tells systemd
+when the first frame is drawn (READY=1) and that it is alive (WATCHDOG=1). Import this module only
+after `kiosk_app.ui.env.prepare_kivy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from edge_models.pipeline import MicStatus
+from kiosk_app.flow import Clock as FlowClock
+from kiosk_app.flow import Flow, Identity, State, SystemClock
+from kiosk_app.read_aloud import ReadAloud
+from kiosk_app.settings import KioskSettings
+from kiosk_app.state_file import write_kiosk_state
+from kiosk_app.technician import PinCheck, PinGate, TechnicianReport, gather_report
+from kiosk_app.ui import palette
+from kiosk_app.ui.env import ACTIVE_FPS, IDLE_FPS, set_frame_rate
+from kiosk_app.ui.i18n import Translator
+from kiosk_app.ui.metrics import Metrics
+from kiosk_app.ui.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
+from kiosk_app.ui.screens import (
+    AttractScreen,
+    FollowUpScreen,
+    KioskScreen,
+    ListeningScreen,
+    RatingScreen,
+    ReviewScreen,
+    TechnicianGateScreen,
+    TechnicianScreen,
+    ThanksScreen,
+    VoiceOfferScreen,
+)
+from kiosk_app.voice import VoiceListener
+from sync_agent import systemd
+from sync_agent.contract import Comment, ComponentState, Record, RecordDraft
+from sync_agent.outbox import Outbox, OutboxError
+
+logger = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 1.0
+TECHNICIAN_IDLE_S = 120.0  # the technician screens go back to attract after this long untouched
+KEEP_STORED = 1000  # records kept in memory once stored, for the demo, tests and bench (the outbox holds all)
+MICROPHONE_PROBE_S = 60.0  # a missing or failed microphone is checked again this often (on attract only)
+TECHNICIAN_GATE = "technician_gate"
+TECHNICIAN = "technician"
+SCREENS: dict[str, type[KioskScreen]] = {
+    State.ATTRACT: AttractScreen,
+    State.RATING: RatingScreen,
+    State.FOLLOW_UP: FollowUpScreen,
+    State.VOICE_OFFER: VoiceOfferScreen,
+    State.LISTENING: ListeningScreen,
+    State.REVIEW: ReviewScreen,
+    State.THANKS: ThanksScreen,
+    TECHNICIAN_GATE: TechnicianGateScreen,
+    TECHNICIAN: TechnicianScreen,
+}
+
+
+class Speaker(Protocol):
+    """The read-aloud engine (`kiosk_app.read_aloud.ReadAloud`)."""
+
+    def available(self) -> bool: ...
+
+    def say(self, text: str, language: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def default_speaker() -> Speaker:
+    return ReadAloud()
+
+
+def watchdog_interval_s() -> float:
+    """Half systemd's watchdog period when one is set, else 10 s."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    return int(usec) / 2e6 if usec.isdigit() and int(usec) > 0 else 10.0
+
+
+class KioskApp(App):  # type: ignore[misc]
+    language = StringProperty("fr")
+    m = ObjectProperty(None)
+    read_aloud_available = BooleanProperty(False)
+
+    def __init__(
+        self,
+        settings: KioskSettings,
+        *,
+        outbox: Outbox,
+        identity: Identity,
+        audio: AudioInput,
+        clock: FlowClock | None = None,
+        speaker: Speaker | None = None,
+        runtime: VoiceRuntime | None = None,
+        on_started: Callable[[KioskApp], object] = lambda app: None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.title = "Borne"
+        self.settings = settings
+        self.outbox = outbox
+        self.identity = identity
+        self.audio = audio
+        self.clock: FlowClock = clock or SystemClock()
+        self.speaker = speaker
+        self.runtime = runtime or VoiceRuntime(settings.voice, audio)
+        self.runtime.on_change = lambda: Clock.schedule_once(lambda _dt: self._voice_state_changed(), 0)
+        self.translator = Translator()
+        self.pin_gate = PinGate(settings.kiosk.technician_pin, clock=self.clock.monotonic)
+        self.stored: deque[Record] = deque(maxlen=KEEP_STORED)  # the last records, for the demo and tests
+        self.store_errors = 0
+        self._on_started = on_started
+        self._listener: VoiceListener | None = None
+        self._generation = 0
+        self._level_test: LevelTest | None = None
+        self._technician_touched = 0.0
+        self._shown_at_frame = 0
+        self._probed_at = self.clock.monotonic()
+        self.language = settings.kiosk.languages[0]
+        self.m = Metrics(Window.width, Window.height, settings.kiosk.screen_dpi, settings.kiosk.font_scale)
+        self.flow = Flow(
+            settings.kiosk,
+            identity,
+            clock=self.clock,
+            on_record=self._store,
+            voice_available=lambda: self.runtime.available,
+            on_state=self._on_state,
+        )
+        self._state = self.flow.state
+
+    # -- building and running ----------------------------------------------------------------------
+
+    def build(self) -> ScreenManager:
+        Window.clearcolor = palette.rgba(palette.BACKGROUND)
+        self.read_aloud_available = bool(self.speaker is not None and self.speaker.available())
+        self.manager = ScreenManager(transition=NoTransition())
+        for name, screen_class in SCREENS.items():
+            self.manager.add_widget(screen_class(name=str(name)))
+        self.manager.bind(size=self._resized)
+        Window.bind(on_flip=self._first_frame)
+        Window.bind(on_touch_down=self._touched)
+        Clock.schedule_interval(self._tick, TICK_INTERVAL_S)
+        Clock.schedule_interval(self._watchdog, watchdog_interval_s())
+        self._show(State.ATTRACT)
+        self._write_state()
+        self.runtime.start_loading()
+        return self.manager
+
+    def _tick(self, _dt: float) -> None:  # returning False would unschedule it
+        self.flow.tick()
+        now = self.clock.monotonic()
+        microphone_down = self.runtime.microphone in (ComponentState.MISSING, ComponentState.FAILED)
+        if microphone_down and self.flow.state == State.ATTRACT and now - self._probed_at >= MICROPHONE_PROBE_S:
+            self._probed_at = now
+            self.runtime.probe_microphone()
+        idle = now - self._technician_touched
+        if self.manager.current in (TECHNICIAN_GATE, TECHNICIAN) and idle > TECHNICIAN_IDLE_S:
+            self.close_technician()
+
+    def _touched(self, _window: Any, _touch: Any) -> None:
+        self._technician_touched = self.clock.monotonic()
+
+    def _write_state(self) -> None:
+        write_kiosk_state(
+            self.settings.kiosk.kiosk_state_path, microphone=self.runtime.microphone, model=self.runtime.model
+        )
+
+    def _watchdog(self, _dt: float) -> None:
+        systemd.notify("WATCHDOG=1")
+
+    def _first_frame(self, *_args: Any) -> None:
+        Window.unbind(on_flip=self._first_frame)
+        systemd.notify("READY=1")
+        logger.info("kiosk ready (%dx%d)", Window.width, Window.height)
+        Clock.schedule_once(lambda _dt: self._on_started(self), 0)
+
+    def on_stop(self) -> None:
+        self.stop_level_test()
+        if self._listener is not None:
+            self._listener.stop()
+        if self.speaker is not None:
+            self.speaker.stop()
+
+    def _resized(self, _manager: Any, size: tuple[int, int]) -> None:
+        self.m = Metrics(int(size[0]), int(size[1]), self.settings.kiosk.screen_dpi, self.settings.kiosk.font_scale)
+        self.current_screen.refresh()
+
+    # -- texts -------------------------------------------------------------------------------------
+
+    def tr(self, key: str, language: str | None = None) -> str:
+        return self.translator.text(key, language or self.language)
+
+    def choose_language(self, language: str) -> None:
+        if self.flow.choose_language(language) and self.flow.state == State.RATING:
+            self.language = language
+            self.current_screen.refresh()
+
+    def read_current_screen(self) -> None:
+        if self.speaker is not None and self.read_aloud_available:
+            text = self.current_screen.spoken_text()
+            if text:
+                self.speaker.say(text, self.language)
+
+    # -- screens follow the flow -------------------------------------------------------------------
+
+    @property
+    def current_screen(self) -> KioskScreen:
+        screen: KioskScreen = self.manager.current_screen
+        return screen
+
+    def screen(self, name: str) -> KioskScreen:
+        screen: KioskScreen = self.manager.get_screen(name)
+        return screen
+
+    def screen_ready(self, name: str) -> bool:
+        """`name` is on screen and laid out: its transition is over and two frames were drawn since it was
+        shown (layouts run before a frame is drawn). Touches sent before that may miss their target."""
+        return bool(
+            self.manager.current == name
+            and not self.manager.transition.is_active
+            and Clock.frames_displayed >= self._shown_at_frame + 2
+        )
+
+    def _on_state(self, state: State) -> None:
+        previous, self._state = self._state, state
+        if previous == State.LISTENING and state != State.LISTENING:
+            self._stop_listener()  # a session with no microphone never ends by itself
+        if self.speaker is not None:
+            self.speaker.stop()
+        self.language = self.flow.session.language
+        self._show(state)
+        if state == State.LISTENING:
+            self._start_listener()
+
+    def _show(self, name: str) -> None:
+        screen = self.screen(name)
+        screen.refresh()
+        self.manager.current = name
+        self._shown_at_frame = Clock.frames_displayed
+        set_frame_rate(IDLE_FPS if name == State.ATTRACT else ACTIVE_FPS)
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def _store(self, draft: RecordDraft) -> None:
+        try:
+            record = self.outbox.add(draft)
+        except OutboxError:
+            self.store_errors += 1
+            logger.exception("could not store the session's record in the outbox")
+            return
+        self.stored.append(record)
+        logger.info("record %s stored (rating %d)", record.record_id, int(record.rating))
+
+    # -- voice -------------------------------------------------------------------------------------
+
+    def _post(self, call: Callable[[], object]) -> None:
+        Clock.schedule_once(lambda _dt: call(), 0)
+
+    def _start_listener(self) -> None:
+        self._generation += 1
+        generation = self._generation
+
+        def current(handler: Callable[[Any], object]) -> Callable[[Any], object]:
+            return lambda value: handler(value) if generation == self._generation else None
+
+        def level(value: float) -> None:
+            self._post(lambda: current(self._show_level)(value))
+
+        listener = VoiceListener(
+            lambda on_event: self.runtime.make_session(on_event, level),
+            asr_model=self.settings.voice.model_name,
+            language=self.settings.voice.language,
+            post=self._post,
+            on_partial=current(self._voice_partial),
+            on_final=current(self._voice_final),
+            on_microphone=current(self._microphone_event),
+        )
+        self._listener = listener
+        listener.start()
+
+    def _stop_listener(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        self._generation += 1  # late events of that session are ignored
+
+    def stop_listening(self) -> None:
+        """The citizen tapped "done": what was heard is transcribed, then reviewed."""
+        if self._listener is not None:
+            self._listener.stop()
+
+    def _voice_partial(self, text: str) -> None:
+        if self.flow.voice_partial(text):
+            screen = self.screen(State.LISTENING)
+            screen.live_text = text
+
+    def _voice_final(self, comment: Comment | None) -> None:
+        self._listener = None
+        self.flow.voice_final(comment)
+
+    def _microphone_event(self, status: MicStatus) -> None:
+        state = state_of_source(status.state)
+        if state is not None:
+            self.runtime.set_microphone(state)
+
+    def _show_level(self, level: float) -> None:
+        self.screen(State.LISTENING).level = level
+
+    def _voice_state_changed(self) -> None:
+        self._write_state()
+        if self.manager.current == TECHNICIAN:
+            self.current_screen.refresh()
+
+    # -- technician --------------------------------------------------------------------------------
+
+    def open_technician_gate(self) -> bool:
+        if not self.pin_gate.enabled or self.flow.state != State.ATTRACT:
+            return False
+        self._technician_touched = self.clock.monotonic()
+        self._show(TECHNICIAN_GATE)
+        return True
+
+    def open_technician(self, pin: str) -> PinCheck:
+        """Check the PIN; the technician screen opens when it is accepted."""
+        outcome = self.pin_gate.check(pin)
+        if outcome == PinCheck.ACCEPTED:
+            self._show(TECHNICIAN)
+        else:
+            logger.warning("technician screen: PIN %s", outcome.value)
+        return outcome
+
+    def close_technician(self) -> None:
+        self.stop_level_test()
+        self._show(self.flow.state)
+
+    def technician_report(self) -> TechnicianReport:
+        return gather_report(
+            site_id=self.identity.site_id,
+            device_id=self.identity.device_id,
+            outbox=self.outbox,
+            model=self.runtime.model,
+            microphone=self.runtime.microphone,
+        )
+
+    def start_level_test(self) -> None:
+        self.stop_level_test()
+        screen = self.screen(TECHNICIAN)
+
+        def level(value: float) -> None:
+            self._post(lambda: setattr(screen, "level", value))
+
+        def source_state(state: Any) -> None:
+            mapped = state_of_source(state)
+            if mapped is not None:
+                self._post(lambda: self.runtime.set_microphone(mapped))
+
+        self._level_test = LevelTest(self.audio, level, source_state)
+        self._level_test.start()
+        screen.testing = True
+
+    def stop_level_test(self) -> None:
+        if self._level_test is not None:
+            self._level_test.stop()
+            self._level_test = None
+        screen = self.screen(TECHNICIAN) if hasattr(self, "manager") else None
+        if screen is not None:
+            screen.testing = False
+            screen.level = 0.0

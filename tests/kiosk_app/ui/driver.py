@@ -1,0 +1,430 @@
+"""Runs one UI scenario in this process's single Kivy window and writes what it observed as JSON.
+
+    python -m tests.kiosk_app.ui.driver SPEC.json OUT.json
+
+SPEC holds the scenario name, the settings (as the TOML sections would) and scenario options. The
+tests assert on OUT; this driver decides nothing about pass or fail. Touches are synthesised and go
+through Kivy's input dispatch; the flow's clock is a fake the scenario moves by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from kiosk_app.flow import Identity, State
+from kiosk_app.settings import KioskSettings
+from kiosk_app.ui.launch import run_kiosk
+from kiosk_app.ui.runtime import AudioInput, VoiceRuntime
+from sync_agent.contract import Comment, Rating
+from sync_agent.outbox import Outbox
+
+LONG_COMMENT = (
+    "Très bon accueil, la conseillère a pris le temps de tout m'expliquer pour ma demande de retraite, "
+    "mais l'attente était longue et il faudrait plus de créneaux le samedi matin pour ceux qui travaillent "
+    "en semaine. Merci encore pour votre aide précieuse avec le dossier."
+)
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = datetime(2026, 11, 23, 10, 17, tzinfo=timezone(timedelta(hours=1)))
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += timedelta(seconds=seconds)
+
+
+class HeldRuntime(VoiceRuntime):
+    """Loads only once the scenario sets `release`: the kiosk runs meanwhile as while a model loads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+
+    def load(self) -> None:
+        self.release.wait(timeout=120)
+        super().load()
+
+
+class RecordingSpeaker:
+    """Stands in for espeak-ng: notes what would be said."""
+
+    def __init__(self, observed: dict[str, Any]) -> None:
+        self.said: list[list[str]] = observed.setdefault("said", [])
+
+    def available(self) -> bool:
+        return True
+
+    def say(self, text: str, language: str) -> None:
+        self.said.append([text, language])
+
+    def stop(self) -> None:
+        pass
+
+
+def main(spec_path: str, out_path: str) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    settings = KioskSettings(**spec["settings"])
+    audio_spec = spec.get("audio", {})
+    audio = AudioInput(
+        kind=audio_spec.get("kind", "synthetic"),
+        wav_path=Path(audio_spec["wav_path"]) if "wav_path" in audio_spec else None,
+        seconds=float(audio_spec.get("seconds", 5.0)),
+    )
+    clock = ManualClock()
+    observed: dict[str, Any] = {}
+    scenario = SCENARIOS[spec["scenario"]]
+    size = tuple(spec.get("size", (800, 480)))
+    with Outbox.open(settings.outbox.path) as outbox:
+        outcome = run_kiosk(
+            settings,
+            outbox=outbox,
+            identity=Identity(settings.device.site_id, settings.device.device_id, "0.0.test"),
+            audio=audio,
+            size=(int(size[0]), int(size[1])),
+            offscreen=True,
+            script=lambda app: scenario(app, clock, spec, observed),
+            clock=clock,
+            speaker=RecordingSpeaker(observed) if spec.get("speaker") == "recording" else "default",
+            runtime=HeldRuntime(settings.voice, audio) if spec.get("hold_model") else None,
+        )
+    observed["error"] = None if outcome.error is None else repr(outcome.error)
+    observed["stored"] = [record.model_dump(mode="json") for record in outcome.app.stored]
+    Path(out_path).write_text(json.dumps(observed, indent=1), encoding="utf-8")
+    return 0
+
+
+# -- what the scenarios look at ------------------------------------------------------------------------
+
+
+def visible(widget: Any, screen: Any) -> bool:
+    while widget is not None and widget is not screen:
+        if widget.opacity == 0 or widget.disabled:
+            return False
+        widget = widget.parent
+    return True
+
+
+def geometry(app: Any) -> dict[str, Any]:
+    """Every visible widget of the current screen in window coordinates, buttons and text boxes marked."""
+    from kivy.core.window import Window
+    from kivy.uix.behaviors import ButtonBehavior
+    from kivy.uix.label import Label
+
+    screen = app.manager.current_screen
+    widgets = []
+    for widget in screen.walk(restrict=True):
+        if widget is screen or not visible(widget, screen):
+            continue
+        x, y = widget.to_window(widget.x, widget.y)
+        entry: dict[str, Any] = {
+            "class": type(widget).__name__,
+            "rect": [x, y, widget.width, widget.height],
+            "button": isinstance(widget, ButtonBehavior),
+        }
+        if isinstance(widget, Label) and widget.text:
+            widget.texture_update()
+            entry["text"] = widget.text
+            entry["texture"] = list(widget.texture_size)
+        widgets.append(entry)
+    return {"window": list(Window.size), "screen": app.manager.current, "widgets": widgets}
+
+
+def settled(app: Any, name: str) -> bool:
+    return bool(app.screen_ready(name))
+
+
+# -- scenarios -------------------------------------------------------------------------------------------
+
+
+def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """Each screen at the window's size (one size per process: an offscreen window is not resized reliably)."""
+    from kivy.core.window import Window
+
+    from kiosk_app.ui.app import TECHNICIAN, TECHNICIAN_GATE
+    from kiosk_app.ui.script import pause, screenshot, until
+    from sync_agent.contract import ComponentState
+
+    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model state", 60)
+    app.runtime.model = app.runtime.microphone = ComponentState.OK  # offer voice: these screens are drawn too
+    app._start_listener = lambda: None  # the listening screen without a voice session
+    flow = app.flow
+
+    def step() -> None:
+        clock.advance(app.settings.kiosk.debounce_s + 0.1)
+
+    width, height = Window.size
+    shots: dict[str, Any] = {}
+    observed["layout"] = shots
+
+    def capture(name: str) -> Iterator[Any]:
+        yield until(lambda: settled(app, app.manager.current), "the screen")
+        yield pause(0.15)
+        shots[name] = geometry(app)
+        if spec.get("screenshots"):
+            screenshot(Path(spec["screenshots"]) / f"{width}x{height}-{name}.png")
+
+    yield from capture("attract")
+    step()
+    flow.touch()
+    yield from capture("rating")
+    step()
+    flow.rate(Rating.VERY_DISSATISFIED)
+    index = 0
+    while flow.state == State.FOLLOW_UP:
+        index += 1
+        yield from capture(f"follow_up_{index}")
+        step()
+        flow.answer(None)
+    yield from capture("voice_offer")
+    step()
+    flow.accept_voice()
+    flow.voice_partial(LONG_COMMENT[:120])
+    app.screen(State.LISTENING).live_text = LONG_COMMENT[:120]
+    app.screen(State.LISTENING).level = 0.6
+    yield from capture("listening")
+    flow.voice_final(Comment(text=LONG_COMMENT, language="fr", asr_model="test", confidence=0.9))
+    yield from capture("review")
+    step()
+    flow.send()
+    yield from capture("thanks")
+    clock.advance(app.settings.kiosk.thanks_timeout_s + 1)
+    yield until(lambda: flow.state == State.ATTRACT, "attract after thanks")
+    app.open_technician_gate()
+    yield from capture(TECHNICIAN_GATE)
+    app.open_technician(app.settings.kiosk.technician_pin)
+    yield from capture(TECHNICIAN)
+    app.close_technician()
+
+
+def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """Idle reset, debounce, technician PIN, and whether voice is offered, all by synthesised touches."""
+    from kiosk_app.ui.app import TECHNICIAN, TECHNICIAN_GATE
+    from kiosk_app.ui.demo import find_button, rating_card
+    from kiosk_app.ui.script import until
+    from kiosk_app.ui.touch import tap, tap_at
+    from sync_agent.contract import ComponentState
+
+    flow = app.flow
+    kiosk = app.settings.kiosk
+    visited: list[str] = []
+    observed["visited"] = visited
+    show = app._show
+
+    def recording_show(name: str) -> None:
+        visited.append(str(name))
+        show(name)
+
+    app._show = recording_show
+
+    def centre() -> None:
+        tap_at(app.manager.width / 2, app.manager.height / 2)
+
+    def wait_for(name: str) -> Any:
+        return until(lambda: settled(app, name), f"the {name} screen")
+
+    # The model is still loading (held back by the driver): the rating works all the same.
+    yield wait_for(State.ATTRACT)
+    centre()
+    yield wait_for(State.RATING)
+    clock.advance(kiosk.debounce_s + 1)
+    tap(rating_card(app, Rating.DISSATISFIED))
+    yield wait_for(State.FOLLOW_UP)
+    observed["while_loading"] = {"model": app.runtime.model.value, "screen": app.manager.current}
+    clock.advance(kiosk.follow_up_timeout_s + 1)
+    yield wait_for(State.ATTRACT)
+    app.runtime.release.set()
+
+    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model state", 120)
+    observed["model_state"] = app.runtime.model.value
+    observed["voice_available"] = app.runtime.available
+
+    # Idle reset from the rating screen: back to attract, nothing saved.
+    centre()
+    yield wait_for(State.RATING)
+    clock.advance(kiosk.rating_timeout_s + 1)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the rating timeout", 5)
+    observed["after_rating_timeout"] = {"screen": app.manager.current, "stored": len(app.stored)}
+
+    # Read aloud: the rating screen's button says the question, in the session's language.
+    clock.advance(kiosk.debounce_s + 1)
+    centre()
+    yield wait_for(State.RATING)
+    clock.advance(kiosk.debounce_s + 1)
+    tap(next(w for w in app.current_screen.walk() if getattr(w, "language", None) == "en"))  # the English flag
+    for widget in app.current_screen.walk():
+        if type(widget).__name__ == "ReadAloudButton":
+            tap(widget)
+    clock.advance(kiosk.rating_timeout_s + 1)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the rating timeout", 5)
+
+    # Debounce: a second tap within debounce_s lands on the follow-up screen and is ignored.
+    clock.advance(kiosk.debounce_s + 1)
+    centre()
+    yield wait_for(State.RATING)
+    clock.advance(kiosk.debounce_s + 1)
+    tap(rating_card(app, Rating.VERY_DISSATISFIED))
+    yield wait_for(State.FOLLOW_UP)
+    first_choice = next(reversed(app.current_screen.ids.choices.children))
+    tap(first_choice)  # same instant on the flow's clock: within debounce_s
+    observed["double_tap"] = {"index": flow.session.follow_up_index, "answers": dict(flow.session.answers)}
+    clock.advance(kiosk.debounce_s + 0.1)
+    tap(first_choice)
+    observed["later_tap"] = {"index": flow.session.follow_up_index, "answers": dict(flow.session.answers)}
+
+    # Idle reset after a rating: saved as abandoned, back to attract.
+    yield wait_for(State.FOLLOW_UP)
+    clock.advance(kiosk.follow_up_timeout_s + 1)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the follow-up timeout", 5)
+    observed["after_follow_up_timeout"] = {"screen": app.manager.current, "stored": len(app.stored)}
+
+    # A whole session by touch: with no usable model, no voice offer between the answers and thanks.
+    visited.clear()
+    clock.advance(kiosk.debounce_s + 1)
+    centre()
+    yield wait_for(State.RATING)
+    clock.advance(kiosk.debounce_s + 1)
+    tap(rating_card(app, Rating.SATISFIED))
+    while flow.state == State.FOLLOW_UP:
+        yield wait_for(State.FOLLOW_UP)
+        clock.advance(kiosk.debounce_s + 1)
+        tap(list(reversed(app.current_screen.ids.choices.children))[-1])
+    if flow.state == State.VOICE_OFFER:
+        yield wait_for(State.VOICE_OFFER)
+        clock.advance(kiosk.debounce_s + 1)
+        tap(find_button(app, app.tr("voice_offer.decline")))
+    yield wait_for(State.THANKS)
+    observed["session_screens"] = list(visited)
+    observed["state_file"] = json.loads(kiosk.kiosk_state_path.read_text(encoding="utf-8"))
+
+    # Technician: the hidden gesture, then the PIN.
+    clock.advance(kiosk.thanks_timeout_s + 1)
+    yield wait_for(State.ATTRACT)
+    side = app.m.target / 2
+    for _ in range(5):
+        tap_at(side, app.manager.height - side)
+    yield until(lambda: app.manager.current != State.ATTRACT, "the gesture to open a screen", 3)
+    observed["after_gesture"] = app.manager.current
+    if app.manager.current == TECHNICIAN_GATE:
+        yield until(lambda: settled(app, TECHNICIAN_GATE), "the PIN pad", 3)
+        for digit in spec["wrong_pin"]:
+            tap(find_button(app, digit))
+        tap(find_button(app, app.tr("tech.ok")))
+        observed["after_wrong_pin"] = {"screen": app.manager.current, "message": app.current_screen.message}
+        for digit in kiosk.technician_pin:
+            tap(find_button(app, digit))
+        tap(find_button(app, app.tr("tech.ok")))
+        yield until(lambda: settled(app, TECHNICIAN), "the technician screen", 3)
+        observed["technician_texts"] = [w["text"] for w in geometry(app)["widgets"] if "text" in w]
+        tap(find_button(app, app.tr("tech.mic_start")))
+        yield until(lambda: app.current_screen.level > 0, "a microphone level", 10)
+        observed["technician_level"] = app.current_screen.level
+        tap(find_button(app, app.tr("tech.mic_stop")))
+        tap(find_button(app, app.tr("tech.back")))
+        yield wait_for(State.ATTRACT)
+    # The PIN pad left alone goes back to attract.
+    from kiosk_app.ui.app import TECHNICIAN_IDLE_S
+
+    for _ in range(5):
+        tap_at(side, app.manager.height - side)
+    yield until(lambda: settled(app, TECHNICIAN_GATE), "the PIN pad again", 3)
+    clock.advance(TECHNICIAN_IDLE_S + 1)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the technician's idle time", 5)
+    observed["technician_idle"] = app.manager.current
+
+    # Without a PIN the gesture opens nothing.
+    from kiosk_app.technician import PinGate
+
+    app.pin_gate = PinGate("")  # as with `technician_pin = ""`
+    for _ in range(5):
+        tap_at(side, app.manager.height - side)
+    observed["gesture_without_pin"] = {"screen": app.manager.current, "state": flow.state.value}
+
+
+def listening_timeout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """A voice session that would never end by itself (endless silence) is stopped by the flow's timeout."""
+    from kiosk_app.ui.script import pause, until
+    from sync_agent.contract import ComponentState
+
+    flow = app.flow
+    kiosk = app.settings.kiosk
+    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model", 180)
+    observed["model_state"] = app.runtime.model.value
+    for step in (flow.touch, lambda: flow.rate(Rating.VERY_SATISFIED), flow.accept_voice):
+        clock.advance(kiosk.debounce_s + 1)
+        step()
+    yield until(lambda: app._listener is not None and app._listener._thread is not None, "the voice session", 10)
+    listener = app._listener
+    thread = listener._thread
+    yield pause(0.5)  # the session runs on its thread meanwhile
+    observed["listening_alive"] = thread.is_alive()
+    clock.advance(kiosk.listening_timeout_s + 1)
+    yield until(lambda: flow.state == State.ATTRACT, "attract after the listening timeout", 5)
+    yield until(lambda: not thread.is_alive(), "the voice session to stop", 20)
+    observed["session_stopped"] = not thread.is_alive()
+    observed["screen"] = app.manager.current
+
+
+def stop_and_redo(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """Voice by touch: "done" part-way through the clip, review, start again, the whole clip, send."""
+    from kiosk_app.ui.demo import find_button, rating_card
+    from kiosk_app.ui.script import pause, until
+    from kiosk_app.ui.touch import tap, tap_at
+    from sync_agent.contract import ComponentState
+
+    flow = app.flow
+    kiosk = app.settings.kiosk
+
+    def touch(widget: Any) -> None:
+        clock.advance(kiosk.debounce_s + 1)
+        tap(widget)
+
+    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model", 180)
+    yield until(lambda: settled(app, State.ATTRACT), "attract")
+    clock.advance(kiosk.debounce_s + 1)
+    tap_at(app.manager.width / 2, app.manager.height / 2)
+    yield until(lambda: settled(app, State.RATING), "rating")
+    touch(rating_card(app, Rating.SATISFIED))
+    yield until(lambda: settled(app, State.VOICE_OFFER), "the voice offer")
+    touch(find_button(app, app.tr("voice_offer.accept")))
+    yield until(lambda: settled(app, State.LISTENING), "listening")
+    yield pause(spec["stop_after_s"])
+    touch(find_button(app, app.tr("listening.stop")))
+    yield until(lambda: flow.state != State.LISTENING, "the end of listening after done", 60)
+    observed["after_stop"] = flow.state.value
+    observed["stopped_comment"] = flow.session.comment.text if flow.session.comment else None
+    yield until(lambda: settled(app, State.REVIEW), "review")
+    touch(find_button(app, app.tr("review.redo")))
+    yield until(lambda: settled(app, State.LISTENING), "listening again")
+    observed["live_text_cleared"] = app.screen(State.LISTENING).live_text == ""
+    yield until(lambda: flow.state != State.LISTENING, "the end of the clip", 120)
+    yield until(lambda: settled(app, State.REVIEW), "review again")
+    observed["review_text"] = app.screen(State.REVIEW).comment_text
+    touch(find_button(app, app.tr("review.send")))
+    yield until(lambda: settled(app, State.THANKS), "thanks")
+
+
+SCENARIOS = {
+    "layout": layout,
+    "behaviour": behaviour,
+    "listening_timeout": listening_timeout,
+    "stop_and_redo": stop_and_redo,
+}
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,119 @@
+"""The kiosk's voice side without Kivy: sizes in millimetres, the audio level, model loading states."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edge_models.audio import ArraySource, SourceState
+from edge_models.options import VoiceOptions
+from edge_models.samples import FRENCH_SAMPLE
+from kiosk_app.ui.metrics import MIN_TARGET_MM, Metrics
+from kiosk_app.ui.runtime import AudioInput, MeteredSource, VoiceRuntime, level_of, microphone_state, state_of_source
+from sync_agent.contract import ComponentState
+
+
+@pytest.mark.parametrize("dpi", [96.0, 133.0, 160.0, 300.0])
+def test_touch_targets_are_at_least_15_mm_at_the_configured_density(dpi: float) -> None:
+    metrics = Metrics(800, 480, dpi, 1.0)
+    assert metrics.target / dpi * 25.4 >= MIN_TARGET_MM
+
+
+def test_larger_windows_scale_up_and_font_scale_applies() -> None:
+    small, large = Metrics(800, 480, 133, 1.0), Metrics(1920, 1080, 133, 1.0)
+    assert large.scale == pytest.approx(2.25) and small.scale == 1.0
+    assert large.font(20) == 45 and Metrics(800, 480, 133, 1.5).font(20) == 30
+    assert Metrics(480, 800, 133, 1.0).portrait and not small.portrait
+
+
+def test_level_is_zero_for_silence_and_one_at_full_scale() -> None:
+    assert level_of(np.zeros(512, dtype=np.float32)) == 0.0
+    assert level_of(np.ones(512, dtype=np.float32)) == pytest.approx(1.0)
+    tone = 0.01 * np.sin(np.linspace(0, 40 * math.pi, 512)).astype(np.float32)  # about -43 dBFS
+    assert 0.2 < level_of(tone) < 0.35
+
+
+def test_the_metered_source_reports_levels_and_passes_blocks_and_states_through() -> None:
+    audio = np.concatenate([np.zeros(1600), 0.5 * np.ones(1600)]).astype(np.float32)
+    levels: list[float] = []
+    states: list[SourceState] = []
+    metered = MeteredSource(ArraySource(audio.copy(), block_samples=800), levels.append, interval_s=0.0)
+    metered.on_state = lambda state, detail: states.append(state)
+    blocks = list(metered.blocks())
+    assert np.array_equal(np.concatenate(blocks), audio)
+    assert levels[:2] == [0.0, 0.0] and levels[2] > 0.8 and levels[-1] == 0.0  # back to 0 when it ends
+    assert states == [SourceState.READY, SourceState.ENDED]
+
+
+def test_stopping_the_metered_source_stops_the_source_it_wraps() -> None:
+    inner = ArraySource(np.zeros(16000 * 10, dtype=np.float32), block_samples=512)
+    metered = MeteredSource(inner, lambda level: None)
+    blocks = metered.blocks()
+    next(blocks)
+    metered.stop()
+    assert inner.stopped
+    assert len(list(blocks)) <= 1
+
+
+def test_source_states_map_to_the_status_values() -> None:
+    assert state_of_source(SourceState.READY) == ComponentState.OK
+    assert state_of_source(SourceState.NO_DEVICE) == ComponentState.MISSING
+    assert state_of_source(SourceState.DISCONNECTED) == ComponentState.FAILED
+    assert state_of_source(SourceState.ENDED) is None
+
+
+def test_a_wav_input_is_usable_only_when_the_file_exists(tmp_path: Path) -> None:
+    assert microphone_state(AudioInput("wav", wav_path=FRENCH_SAMPLE)) == ComponentState.OK
+    assert microphone_state(AudioInput("wav", wav_path=tmp_path / "gone.wav")) == ComponentState.MISSING
+
+
+def load(options: VoiceOptions) -> VoiceRuntime:
+    changes: list[tuple[ComponentState, ComponentState]] = []
+    runtime = VoiceRuntime(options, AudioInput("wav", wav_path=FRENCH_SAMPLE))
+    runtime.on_change = lambda: changes.append((runtime.microphone, runtime.model))
+    assert runtime.model == ComponentState.LOADING and not runtime.available
+    runtime.start_loading()
+    runtime.join(timeout=120)
+    assert changes[-1] == (runtime.microphone, runtime.model)
+    return runtime
+
+
+def test_no_bundle_means_no_voice_and_a_missing_model(tmp_path: Path) -> None:
+    runtime = load(VoiceOptions(models_dir=tmp_path))
+    assert runtime.model == ComponentState.MISSING and not runtime.available
+    assert "no model bundle" in runtime.model_problem
+
+
+def test_a_tampered_bundle_means_no_voice_and_a_failed_model(tmp_path: Path, whisper_bundle: Path) -> None:
+    copy = tmp_path / whisper_bundle.name
+    shutil.copytree(whisper_bundle, copy)
+    with (copy / "config.json").open("a", encoding="utf-8") as handle:
+        handle.write(" ")
+    runtime = load(VoiceOptions(models_dir=tmp_path, model_name=copy.name))
+    assert runtime.model == ComponentState.FAILED and not runtime.available
+    assert "config.json" in runtime.model_problem
+
+
+def test_a_verified_bundle_makes_voice_available(whisper_bundle: Path, voice_options: Any) -> None:
+    runtime = load(VoiceOptions(models_dir=whisper_bundle.parent, model_name=whisper_bundle.name))
+    assert runtime.model == ComponentState.OK and runtime.microphone == ComponentState.OK
+    assert runtime.available
+
+
+def test_a_missing_input_is_found_again_by_a_later_probe(tmp_path: Path) -> None:
+    wav = tmp_path / "input.wav"
+    runtime = VoiceRuntime(VoiceOptions(models_dir=tmp_path), AudioInput("wav", wav_path=wav))
+    runtime.load()
+    assert runtime.microphone == ComponentState.MISSING
+    shutil.copy(FRENCH_SAMPLE, wav)  # the device comes back
+    changed = threading.Event()
+    runtime.on_change = changed.set
+    runtime.probe_microphone()
+    assert changed.wait(timeout=10)
+    assert runtime.microphone == ComponentState.OK

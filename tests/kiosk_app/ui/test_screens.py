@@ -1,0 +1,265 @@
+"""The touch screens rendered offscreen by real Kivy: layout at every size, behaviour by synthesised touches."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kiosk_app.ui.metrics import MIN_TARGET_MM
+from kiosk_app.ui.palette import GRAPHIC_PAIRS, TEXT_PAIRS, contrast_ratio
+from sync_agent.contract import Flag, Rating
+
+ROOT = Path(__file__).resolve().parents[3]
+LANDSCAPE = [(800, 480), (1024, 600), (1280, 800), (1920, 1080)]
+SIZES = LANDSCAPE + [(height, width) for width, height in LANDSCAPE]
+DPI = 133.0
+PIN = "2468"
+SCREENS = (
+    "attract",
+    "rating",
+    "follow_up_1",
+    "follow_up_2",
+    "voice_offer",
+    "listening",
+    "review",
+    "thanks",
+    "technician_gate",
+    "technician",
+)
+SIX_CHOICES = {
+    "id": "service",
+    "text": {"fr": "Pour quel service êtes-vous venu aujourd'hui ?"},
+    "choices": [
+        {"id": key, "text": {"fr": text}}
+        for key, text in [
+            ("caf", "Allocations familiales"),
+            ("tax", "Impôts et déclaration de revenus"),
+            ("pension", "Retraite"),
+            ("health", "Assurance maladie"),
+            ("job", "Emploi"),
+            ("other", "Autre démarche administrative"),
+        ]
+    ],
+}
+
+
+def run_driver(tmp_path: Path, spec: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
+    spec_path, out_path = tmp_path / "spec.json", tmp_path / "observed.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    env_home = tmp_path / "kivy-home"
+    env_home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.kiosk_app.ui.driver", str(spec_path), str(out_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**_env(), "KIVY_HOME": str(env_home)},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    observed: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
+    assert observed["error"] is None, observed["error"]
+    return observed
+
+
+def _env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")} | {
+        "HF_HUB_OFFLINE": "1"
+    }
+
+
+def base_settings(tmp_path: Path, **kiosk: Any) -> dict[str, Any]:
+    return {
+        "device": {"site_id": "fs-test-site", "device_id": "borne-test-7"},
+        "outbox": {"path": str(tmp_path / "outbox.db")},
+        "kiosk": {"kiosk_state_path": str(tmp_path / "kiosk-state.json"), "technician_pin": PIN, **kiosk},
+        "voice": {"models_dir": str(tmp_path / "no-models")},
+    }
+
+
+# -- layout -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every screen at every size: one driver process per size, two at a time."""
+    from kiosk_app.settings import DEFAULT_FOLLOW_UPS
+
+    follow_ups = [f.model_dump(mode="json") for f in DEFAULT_FOLLOW_UPS[:1]] + [SIX_CHOICES]
+
+    def one(size: tuple[int, int]) -> tuple[str, Any]:
+        tmp_path = tmp_path_factory.mktemp(f"layout-{size[0]}x{size[1]}")
+        spec = {
+            "scenario": "layout",
+            "settings": base_settings(tmp_path, follow_ups=follow_ups, screen_dpi=DPI),
+            "size": size,
+            "speaker": "recording",
+            "screenshots": str(tmp_path / "screenshots"),
+        }
+        return f"{size[0]}x{size[1]}", run_driver(tmp_path, spec)["layout"]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(pool.map(one, SIZES))
+
+
+def overlap(a: list[float], b: list[float]) -> float:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0.0, width) * max(0.0, height)
+
+
+def contains(outer: list[float], inner: list[float]) -> bool:
+    """inner lies inside outer (half a pixel of rounding allowed)."""
+    return (
+        inner[0] >= outer[0] - 0.5
+        and inner[1] >= outer[1] - 0.5
+        and inner[0] + inner[2] <= outer[0] + outer[2] + 0.5
+        and inner[1] + inner[3] <= outer[1] + outer[3] + 0.5
+    )
+
+
+@pytest.mark.parametrize("size", [f"{w}x{h}" for w, h in SIZES])
+def test_every_screen_fits_the_window_with_large_separate_buttons(layouts: dict[str, Any], size: str) -> None:
+    minimum = MIN_TARGET_MM * DPI / 25.4
+    assert set(layouts[size]) == set(SCREENS)
+    for name, shot in layouts[size].items():
+        width, height = shot["window"]
+        assert f"{width}x{height}" == size
+        window = [0.0, 0.0, float(width), float(height)]
+        widgets = shot["widgets"]
+        buttons = [w for w in widgets if w["button"]]
+        assert buttons or name == "thanks", f"{size} {name}: no button"
+        for widget in widgets:
+            assert contains(window, widget["rect"]), f"{size} {name}: {widget['class']} {widget['rect']} outside"
+        for button in buttons:
+            assert min(button["rect"][2:]) >= minimum, f"{size} {name}: {button['class']} {button['rect']} < 15 mm"
+        for a, b in itertools.combinations(buttons, 2):
+            assert overlap(a["rect"], b["rect"]) == 0, f"{size} {name}: {a['class']} overlaps {b['class']}"
+
+
+@pytest.mark.parametrize("size", [f"{w}x{h}" for w, h in SIZES])
+def test_no_text_overflows_its_box(layouts: dict[str, Any], size: str) -> None:
+    for name, shot in layouts[size].items():
+        for widget in shot["widgets"]:
+            if "texture" not in widget:
+                continue
+            text_width, text_height = widget["texture"]
+            box_width, box_height = widget["rect"][2:]
+            assert text_width <= box_width + 1 and text_height <= box_height + 1, (
+                f"{size} {name}: {widget['text'][:40]!r} needs {widget['texture']} in {widget['rect'][2:]}"
+            )
+
+
+def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
+    shot = layouts["800x480"]
+
+    def texts(name: str) -> list[str]:
+        return [w["text"] for w in shot[name]["widgets"] if "text" in w]
+
+    assert "Satisfait de votre démarche dans votre France services aujourd'hui ?" in texts("rating")
+    assert {"Très mécontent", "Mécontent", "Satisfait", "Très satisfait"} <= set(texts("rating"))
+    assert sum(w["class"] == "Smiley" for w in shot["rating"]["widgets"]) == len(Rating)
+    assert sum(w["class"] == "Flag" for w in shot["rating"]["widgets"]) == 3
+    assert {"Oui", "En partie", "Non", "Passer"} <= set(texts("follow_up_1"))
+    assert "Retraite" in texts("follow_up_2")
+    assert "Votre voix n'est ni enregistrée ni conservée." in texts("voice_offer")
+    assert any(text.startswith("« Très bon accueil") for text in texts("review"))
+    assert {"Envoyer", "Recommencer", "Supprimer"} <= set(texts("review"))
+    for prompt in ("rating", "follow_up_1", "voice_offer", "listening", "review"):
+        assert "Écouter" in texts(prompt), f"{prompt}: no read-aloud button"
+    assert any(w["class"] == "LevelMeter" for w in shot["listening"]["widgets"])
+    assert {"fs-test-site", "borne-test-7", version("borne")} <= set(texts("technician"))
+
+
+# -- behaviour ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def behaviour(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from edge_models.samples import FRENCH_SAMPLE
+
+    tmp_path = tmp_path_factory.mktemp("behaviour")
+    spec = {
+        "scenario": "behaviour",
+        "settings": base_settings(tmp_path, debounce_s=0.6),
+        "audio": {"kind": "wav", "wav_path": str(FRENCH_SAMPLE)},
+        "wrong_pin": "1111",
+        "speaker": "recording",
+        "hold_model": True,
+    }
+    return run_driver(tmp_path, spec)
+
+
+def test_the_rating_works_while_the_model_is_still_loading(behaviour: dict[str, Any]) -> None:
+    assert behaviour["while_loading"] == {"model": "loading", "screen": "follow_up"}
+    first = behaviour["stored"][0]
+    assert first["rating"] == Rating.DISSATISFIED and first["answers"] == {}
+
+
+def test_the_idle_screens_go_back_to_attract(behaviour: dict[str, Any]) -> None:
+    assert behaviour["after_rating_timeout"] == {"screen": "attract", "stored": 1}  # nothing more saved
+    assert behaviour["after_follow_up_timeout"] == {"screen": "attract", "stored": 2}
+    abandoned = behaviour["stored"][1]
+    assert abandoned["rating"] == Rating.VERY_DISSATISFIED
+    assert abandoned["answers"] == {"resolved": "yes"}
+    assert Flag.ABANDONED in abandoned["flags"] and Flag.ABANDONED in behaviour["stored"][0]["flags"]
+
+
+def test_a_double_tap_answers_once(behaviour: dict[str, Any]) -> None:
+    assert behaviour["double_tap"] == {"index": 0, "answers": {}}
+    assert behaviour["later_tap"] == {"index": 1, "answers": {"resolved": "yes"}}
+
+
+def test_without_a_model_bundle_the_voice_offer_never_appears(behaviour: dict[str, Any]) -> None:
+    assert behaviour["model_state"] == "missing" and behaviour["voice_available"] is False
+    assert behaviour["session_screens"] == ["rating", "follow_up", "thanks"]
+    assert behaviour["state_file"] == {"microphone": "ok", "model": "missing"}
+    sent = behaviour["stored"][-1]
+    assert sent["rating"] == Rating.SATISFIED and sent["comment"] is None
+    assert sent["answers"] == {"resolved": "no"} and sent["site_id"] == "fs-test-site"
+
+
+def test_read_aloud_says_the_screen_in_its_language(behaviour: dict[str, Any]) -> None:
+    text, language = behaviour["said"][0]
+    assert language == "en"
+    assert text.startswith("Satisfied with what you came to do at France services today?")
+    assert "Very satisfied" in text
+
+
+def test_the_technician_screen_needs_the_pin(behaviour: dict[str, Any]) -> None:
+    assert behaviour["after_gesture"] == "technician_gate"
+    assert behaviour["after_wrong_pin"] == {"screen": "technician_gate", "message": "Code incorrect"}
+    texts = behaviour["technician_texts"]
+    assert {"fs-test-site", "borne-test-7", version("borne")} <= set(texts)
+    assert "absent" in texts  # the model is missing
+    assert behaviour["technician_level"] > 0  # the microphone test shows the input's level
+    assert behaviour["technician_idle"] == "attract"
+    assert behaviour["gesture_without_pin"] == {"screen": "attract", "state": "attract"}
+
+
+# -- palette ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("foreground", "background", "where"), TEXT_PAIRS)
+def test_text_contrast_is_at_least_wcag_aa(foreground: str, background: str, where: str) -> None:
+    assert contrast_ratio(foreground, background) >= 4.5, where
+
+
+@pytest.mark.parametrize(("foreground", "background", "where"), GRAPHIC_PAIRS)
+def test_pictogram_contrast_is_at_least_3_to_1(foreground: str, background: str, where: str) -> None:
+    assert contrast_ratio(foreground, background) >= 3.0, where
+
+
+def test_contrast_ratio_matches_wcag_reference_values() -> None:
+    assert contrast_ratio("#000000", "#FFFFFF") == pytest.approx(21.0)
+    assert contrast_ratio("#777777", "#FFFFFF") == pytest.approx(4.48, abs=0.01)
+    assert contrast_ratio("#FFFFFF", "#FFFFFF") == pytest.approx(1.0)
