@@ -10,7 +10,6 @@ the closest honest reproduction; the filter is checked to really deny W+X memory
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import subprocess
@@ -21,53 +20,23 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.chain import Chain
+from tests.support.seccomp import SCMP_CMP_MASKED_EQ, ArgCompare, exec_under_filter, fail_with
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 PROT_WRITE, PROT_EXEC, SHM_EXEC = 0x2, 0x4, 0o100000
-SCMP_ACT_ALLOW = 0x7FFF0000
-SCMP_ACT_ERRNO_EPERM = 0x00050000 | errno.EPERM
-SCMP_CMP_MASKED_EQ = 7
-
-
-class _ArgCompare(ctypes.Structure):
-    _fields_ = [
-        ("arg", ctypes.c_uint),
-        ("op", ctypes.c_int),
-        ("datum_a", ctypes.c_uint64),
-        ("datum_b", ctypes.c_uint64),
-    ]
 
 
 def exec_denying_write_execute(argv: Sequence[str]) -> None:
     """Install systemd 252's MemoryDenyWriteExecute= seccomp filter, then exec `argv` under it."""
-    seccomp = ctypes.CDLL("libseccomp.so.2", use_errno=True)
-    seccomp.seccomp_init.restype = ctypes.c_void_p
-    seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
-    seccomp.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    seccomp.seccomp_rule_add_array.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_uint32,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.POINTER(_ArgCompare),
-    ]
-    seccomp.seccomp_load.argtypes = [ctypes.c_void_p]
-    context = seccomp.seccomp_init(SCMP_ACT_ALLOW)
-    rules = (
-        ("mmap", 2, PROT_WRITE | PROT_EXEC),
-        ("mprotect", 2, PROT_EXEC),
-        ("pkey_mprotect", 2, PROT_EXEC),
-        ("shmat", 2, SHM_EXEC),
+    masks = (
+        ("mmap", PROT_WRITE | PROT_EXEC),
+        ("mprotect", PROT_EXEC),
+        ("pkey_mprotect", PROT_EXEC),
+        ("shmat", SHM_EXEC),
     )
-    for name, argument, mask in rules:
-        number = seccomp.seccomp_syscall_resolve_name(name.encode())
-        compare = _ArgCompare(argument, SCMP_CMP_MASKED_EQ, mask, mask)
-        if seccomp.seccomp_rule_add_array(context, SCMP_ACT_ERRNO_EPERM, number, 1, ctypes.byref(compare)) != 0:
-            raise OSError(f"seccomp rule for {name} refused")
-    if seccomp.seccomp_load(context) != 0:  # libseccomp sets no_new_privs first, as NoNewPrivileges= would
-        raise OSError("seccomp_load failed")
-    os.execv(argv[0], list(argv))  # noqa: S606 — exec, as systemd does, with the filter in place
+    rules = [(name, fail_with(errno.EPERM), ArgCompare(2, SCMP_CMP_MASKED_EQ, mask, mask)) for name, mask in masks]
+    exec_under_filter(rules, argv)
 
 
 LAUNCHER = (

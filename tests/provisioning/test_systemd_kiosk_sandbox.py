@@ -5,7 +5,6 @@ systemd applies `RestrictAddressFamilies=AF_UNIX AF_NETLINK`."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import shutil
@@ -18,24 +17,13 @@ from pathlib import Path
 import pytest
 
 from provisioning.units import shipped_text
+from tests.support.seccomp import SCMP_CMP_EQ, SCMP_CMP_GT, ArgCompare, exec_under_filter, fail_with
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 BORNE = str(Path(sys.executable).with_name("borne"))
 AF_MAX = 46  # Linux 6.x: the highest address family number
-SCMP_ACT_ALLOW = 0x7FFF0000
-SCMP_ACT_ERRNO_EAFNOSUPPORT = 0x00050000 | errno.EAFNOSUPPORT
-SCMP_CMP_EQ, SCMP_CMP_GT = 4, 6
-
-
-class _ArgCompare(ctypes.Structure):
-    _fields_ = [
-        ("arg", ctypes.c_uint),
-        ("op", ctypes.c_int),
-        ("datum_a", ctypes.c_uint64),
-        ("datum_b", ctypes.c_uint64),
-    ]
 
 
 def kiosk_address_families() -> list[str]:
@@ -47,28 +35,14 @@ def kiosk_address_families() -> list[str]:
 def exec_restricting_address_families(families: Sequence[str], argv: Sequence[str]) -> None:
     """Refuse socket() (EAFNOSUPPORT) for every family not in `families`, then exec `argv` under the filter."""
     allowed = {int(getattr(socket, name)) for name in families}
-    seccomp = ctypes.CDLL("libseccomp.so.2", use_errno=True)
-    seccomp.seccomp_init.restype = ctypes.c_void_p
-    seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
-    seccomp.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-    seccomp.seccomp_rule_add_array.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_uint32,
-        ctypes.c_int,
-        ctypes.c_uint,
-        ctypes.POINTER(_ArgCompare),
+    refuse = fail_with(errno.EAFNOSUPPORT)
+    rules = [
+        ("socket", refuse, ArgCompare(0, SCMP_CMP_EQ, family, 0))
+        for family in range(AF_MAX + 1)
+        if family not in allowed
     ]
-    seccomp.seccomp_load.argtypes = [ctypes.c_void_p]
-    context = seccomp.seccomp_init(SCMP_ACT_ALLOW)
-    number = seccomp.seccomp_syscall_resolve_name(b"socket")
-    refused = [_ArgCompare(0, SCMP_CMP_EQ, family, 0) for family in range(AF_MAX + 1) if family not in allowed]
-    refused.append(_ArgCompare(0, SCMP_CMP_GT, AF_MAX, 0))
-    for compare in refused:
-        if seccomp.seccomp_rule_add_array(context, SCMP_ACT_ERRNO_EAFNOSUPPORT, number, 1, ctypes.byref(compare)):
-            raise OSError("seccomp rule for socket() refused")
-    if seccomp.seccomp_load(context) != 0:
-        raise OSError("seccomp_load failed")
-    os.execv(argv[0], list(argv))  # noqa: S606 — exec, as systemd does, with the filter in place
+    rules.append(("socket", refuse, ArgCompare(0, SCMP_CMP_GT, AF_MAX, 0)))
+    exec_under_filter(rules, argv)
 
 
 LAUNCHER = (
