@@ -184,8 +184,8 @@ def _union_flag(x0: float, y0: float, w: float, h: float) -> None:
     Rectangle(pos=(x0, y0 + h / 2 - 3 * unit), size=(w, 6 * unit))
 
 
-class SpeakerIcon(Widget):  # type: ignore[misc]
-    """A loudspeaker with sound waves, for the read-aloud button."""
+class _Icon(Widget):  # type: ignore[misc]
+    """A pictogram in one colour, drawn again whenever its place, size or colour changes."""
 
     colour = ColorProperty(palette.rgba(palette.BLUE_FRANCE))
 
@@ -193,6 +193,13 @@ class SpeakerIcon(Widget):  # type: ignore[misc]
         super().__init__(**kwargs)
         self.bind(pos=self._draw, size=self._draw, colour=self._draw)
         self._draw()
+
+    def _draw(self, *_args: Any) -> None:
+        raise NotImplementedError
+
+
+class SpeakerIcon(_Icon):
+    """A loudspeaker with sound waves, for the read-aloud button."""
 
     def _draw(self, *_args: Any) -> None:
         s = min(self.width, self.height)
@@ -220,15 +227,8 @@ class SpeakerIcon(Widget):  # type: ignore[misc]
                 )
 
 
-class MicIcon(Widget):  # type: ignore[misc]
+class MicIcon(_Icon):
     """A microphone."""
-
-    colour = ColorProperty(palette.rgba(palette.BLUE_FRANCE))
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bind(pos=self._draw, size=self._draw, colour=self._draw)
-        self._draw()
 
     def _draw(self, *_args: Any) -> None:
         s = min(self.width, self.height)
