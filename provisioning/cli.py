@@ -26,6 +26,14 @@ _root_option = click.option(
 )
 
 
+_ca_dir_option = click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory made by `fleet ca init` (ca.key, ca.crt).",
+)
+
+
 @contextlib.contextmanager
 def _as_click_error() -> Iterator[None]:
     """A provisioning refusal, or a file that could not be written, as the one-line error click prints."""
@@ -276,12 +284,7 @@ def ca_init(out_dir: Path, common_name: str, days: int) -> None:
 
 @fleet.command("sign")
 @click.argument("csrs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--ca-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory made by `fleet ca init` (ca.key, ca.crt).",
-)
+@_ca_dir_option
 @click.option(
     "--out",
     "out_dir",
@@ -315,12 +318,7 @@ def sign(csrs: tuple[Path, ...], ca_dir: Path, out_dir: Path, fleet_csv: Path | 
 
 
 @fleet.command("server-cert")
-@click.option(
-    "--ca-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory made by `fleet ca init` (ca.key, ca.crt).",
-)
+@_ca_dir_option
 @click.option(
     "--name",
     "names",
