@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint typecheck pytest schemas docs clean
+.PHONY: setup demo test lint typecheck pytest schemas docs constraints clean
 
 setup:
 	@scripts/setup.sh
@@ -28,6 +28,10 @@ schemas: setup
 
 docs: setup
 	$(BIN)/python -m borne_cli.reference docs
+
+constraints: setup
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache bench/results

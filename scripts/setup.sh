@@ -10,7 +10,7 @@ VENV=.venv
 EXTRAS=${BORNE_EXTRAS:-dev,voice,kiosk,ingest-pg}
 # Debian 12 package names; see docs/development.md for what each is for.
 SYSTEM_PACKAGES=(mosquitto libportaudio2 postgresql postgresql-common pulseaudio pulseaudio-utils libasound2-plugins
-  libgl1 libegl1 libgl1-mesa-dri libxrender1 espeak-ng systemd iproute2 util-linux)
+  libgl1 libegl1 libgl1-mesa-dri libxrender1 libmtdev1 espeak-ng systemd iproute2 util-linux)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -39,10 +39,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.installed"
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS"
+wanted="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "setup: installing Python packages (borne[$EXTRAS]) into $VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]"
+  # constraints.txt pins the versions tested together, so figures and behaviour do not drift between machines
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$EXTRAS]"
   echo "$wanted" > "$stamp"
 fi
