@@ -196,7 +196,7 @@ def gather_report(
     try:
         stats = outbox.stats(now=now)
         counts, oldest, size, problem = dict(stats.counts), stats.oldest_pending_age_s, stats.file_bytes, stats.recovery
-        last_ack = last_ack_hour(outbox)
+        last_ack = outbox.last_ack_hour()
     except (OutboxError, OSError, ValueError, sqlite3.Error) as error:
         problem = f"cannot read the outbox: {error}"
     try:
@@ -219,9 +219,3 @@ def gather_report(
     )
 
 
-def last_ack_hour(outbox: Outbox) -> datetime | None:
-    """The hour of the most recent acknowledgement the outbox holds (acked records only), or None."""
-    # The outbox has no public accessor for this yet; its `_read` retries while the sync agent writes.
-    rows = outbox._read("SELECT max(acked_hour) FROM records WHERE state = 'acked'")
-    value = rows[0][0] if rows else None
-    return datetime.fromisoformat(value) if value else None

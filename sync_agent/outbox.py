@@ -317,6 +317,12 @@ class Outbox:
             recovery=self.recovery.describe() if self.recovery else None,
         )
 
+    def last_ack_hour(self) -> datetime | None:
+        """The hour of the most recent acknowledgement among the records kept (acked ones), or None."""
+        rows = self._read("SELECT max(acked_hour) FROM records WHERE state = 'acked'")
+        value = rows[0][0] if rows else None
+        return datetime.fromisoformat(value) if value else None
+
     def quick_check(self) -> str:
         return str(self._read("PRAGMA quick_check")[0][0])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk_app.technician import Corner, CornerGesture, PinCheck, PinGate, gather_report, last_ack_hour
+from kiosk_app.technician import Corner, CornerGesture, PinCheck, PinGate, gather_report
 from sync_agent.contract import Ack, ComponentState, Rejection
 from sync_agent.outbox import Outbox
 from tests.conftest import FakeClock, make_draft
@@ -177,7 +177,7 @@ def test_report_from_a_real_outbox(tmp_path: Path) -> None:
 
 
 def test_empty_outbox_has_no_last_ack(outbox: Outbox) -> None:
-    assert last_ack_hour(outbox) is None
+    assert outbox.last_ack_hour() is None
     outbox.add(make_draft())
     report = gather_report(
         site_id="s", device_id="d", outbox=outbox, model=ComponentState.OK, microphone=ComponentState.OK, now=NOW
