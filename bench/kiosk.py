@@ -5,9 +5,13 @@ Every figure comes from a separate process rendering with `SDL_VIDEODRIVER=offsc
   kiosk sends once its first frame is drawn (as systemd would see it; the model still loads then);
 - tap to next screen: synthesised touches delivered through a Kivy input provider at a random moment
   (as a touchscreen's would, between two turns of the event loop), timed to the first frame drawn
-  with the next screen, both from their arrival and from their dispatch by the event loop;
+  with the next screen, both from their arrival and from their dispatch by the event loop. Twice: with
+  a FIFO as the kiosk's input device (`[kiosk] input_devices`), where each touch also writes one 24-byte
+  record, as the kernel makes an evdev node readable when it queues a touch, so `InputWake` wakes the
+  sleeping attract screen (1 fps); and with no input device, the attract screen polling at 10 fps;
 - idle CPU on the attract screen: utime + stime from /proc/<pid>/stat over a quiet window, as a
-  percentage of one core, once the model is loaded;
+  percentage of one core, once the model is loaded; the kiosk watching a FIFO nobody writes to (a
+  terminal with its touchscreen), and the kiosk with no input device (10 fps polling);
 - peak RSS (VmHWM) with the model loaded, and the resident set once idle (VmRSS).
 The same measures of a plain Kivy window holding one Button, at Kivy's default 60 fps and at maxfps 10,
 come from the same run.
@@ -42,6 +46,7 @@ BORNE = str(Path(sys.executable).with_name("borne"))
 WIDTH, HEIGHT = 800, 480
 SITE, DEVICE = "fs-bench-01", "borne-bench"
 SETTLE_S = 2.0  # after the first frame or the model load, before an idle window starts
+EVDEV_RECORD = bytes(24)  # struct input_event on 64-bit Linux: what one read of an evdev node returns per event
 READY_TIMEOUT_S = 120.0
 MODEL_TIMEOUT_S = 600.0
 
@@ -235,13 +240,16 @@ def _touch(x: float, y: float) -> Any:
 
 
 class TapProbe:
-    """Delivers one touch at a random moment and times it to the first frame showing the next screen."""
+    """Delivers one touch at a random moment and times it to the first frame showing the next screen. With
+    `node` (the write end of the FIFO the kiosk watches as an input device), each touch also writes one
+    evdev-sized record there, as the kernel makes the touchscreen's node readable."""
 
-    def __init__(self, app: Any, touches: QueuedTouches) -> None:
+    def __init__(self, app: Any, touches: QueuedTouches, node: int | None = None) -> None:
         from kivy.core.window import Window
 
         self.app = app
         self.touches = touches
+        self.node = node
         self.samples: list[TapSample] = []
         self._armed: tuple[float, str, tuple[Any, ...]] | None = None
         self._done = threading.Event()
@@ -260,6 +268,8 @@ class TapProbe:
         def deliver() -> None:
             self._armed = (time.perf_counter(), str(before[0]), before)
             self.touches.queue.append((x, y))
+            if self.node is not None:
+                os.write(self.node, EVDEV_RECORD)
 
         timer = threading.Timer(random.uniform(0.0, 0.12), deliver)
         timer.start()
@@ -278,7 +288,7 @@ class TapProbe:
         self._done.set()
 
 
-def tap_script(app: Any, cycles: int, samples: list[TapSample]) -> Iterator[Any]:
+def tap_script(app: Any, cycles: int, samples: list[TapSample], node: Path | None = None) -> Iterator[Any]:
     """`cycles` visits: attract → rating → follow-up(s) → thanks → (timeout) attract, every tap timed."""
     from kivy.uix.behaviors import ButtonBehavior
 
@@ -287,7 +297,8 @@ def tap_script(app: Any, cycles: int, samples: list[TapSample]) -> Iterator[Any]
 
     touches = QueuedTouches()
     touches.install()
-    probe = TapProbe(app, touches)
+    # the kiosk opened the FIFO's read end before its first frame, so the write end opens without blocking
+    probe = TapProbe(app, touches, os.open(node, os.O_WRONLY | os.O_NONBLOCK) if node else None)
     gap = app.settings.kiosk.debounce_s + 0.15
 
     def centre(widget: Any) -> tuple[float, float]:
@@ -315,9 +326,11 @@ def tap_script(app: Any, cycles: int, samples: list[TapSample]) -> Iterator[Any]
             yield from probe.tap(*centre(first_choice()))
         yield until(lambda: app.flow.state == State.THANKS, "the thanks screen", 10)
     samples.extend(probe.samples)
+    if probe.node is not None:
+        os.close(probe.node)
 
 
-def taps_child(config: Path, cycles: int) -> None:
+def taps_child(config: Path, cycles: int, node: Path | None = None) -> None:
     """Run the kiosk in this process, drive it, print the samples as JSON on the last line."""
     from edge_models.samples import FRENCH_SAMPLE
     from kiosk_app.flow import Identity
@@ -336,7 +349,7 @@ def taps_child(config: Path, cycles: int) -> None:
             audio=AudioInput("wav", wav_path=FRENCH_SAMPLE),
             size=(WIDTH, HEIGHT),
             offscreen=True,
-            script=lambda app: tap_script(app, cycles, samples),
+            script=lambda app: tap_script(app, cycles, samples, node),
             speaker=None,
         )
         stored = len(outcome.app.stored) if outcome.app is not None else 0
@@ -363,14 +376,25 @@ class Subject:
         return statistics.median(self.starts_s)
 
 
-def write_config(directory: Path, bundle: Path | None, *, voice: bool) -> Path:
+def input_fifo(directory: Path) -> Path:
+    """A FIFO standing in for the touchscreen's evdev node."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "event0"
+    os.mkfifo(path)
+    return path
+
+
+def write_config(directory: Path, bundle: Path | None, *, voice: bool, input_device: Path | None) -> Path:
+    """The kiosk's settings; `input_device` is its only watched input node (None: none, the attract screen polls)."""
     directory.mkdir(parents=True, exist_ok=True)
     models_dir, model_name = (bundle.parent, bundle.name) if bundle else (directory / "no-models", "none")
+    devices = json.dumps([str(input_device)] if input_device else [])
     config = directory / "borne.toml"
     config.write_text(
         f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\n'
         f'[outbox]\npath = "{directory / "outbox.db"}"\n'
         f'[kiosk]\nkiosk_state_path = "{directory / "kiosk-state.json"}"\ntechnician_pin = ""\n'
+        f"input_devices = {devices}\n"
         f"thanks_timeout_s = 1\nvoice_enabled = {'true' if voice else 'false'}\n"
         f'[voice]\nmodels_dir = "{models_dir}"\nmodel_name = "{model_name}"\n',
         encoding="utf-8",
@@ -439,9 +463,9 @@ def measure_subject(
         notify.close()
 
 
-def measure_taps(config: Path, cycles: int, work: Path) -> dict[str, Any]:
+def measure_taps(config: Path, cycles: int, work: Path, node: Path | None) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.kiosk", "taps", str(config), str(cycles)],
+        [sys.executable, "-m", "bench.kiosk", "taps", str(config), str(cycles), *([str(node)] if node else [])],
         env=child_environment(None, work / "kivy"),
         cwd=ROOT,
         capture_output=True,
@@ -489,27 +513,34 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "—" if value is None else format(value, pattern)
 
 
-def print_table(subjects: list[Subject], taps: dict[str, Any]) -> None:
+TAP_RUNS = {  # JSON key → what the kiosk's attract screen does meanwhile
+    "taps": "input device watched, attract 1 fps, woken by input",
+    "taps_polling": "no input device, attract polling at 10 fps",
+}
+
+
+def print_table(subjects: list[Subject], tap_runs: dict[str, dict[str, Any]]) -> None:
     click.echo(
-        f"{'subject':<34} {'start s':>8} {'idle %core':>10} {'peak MB':>8} {'idle MB':>8} {'model s':>8} {'model':>8}"
+        f"{'subject':<40} {'start s':>8} {'idle %core':>10} {'peak MB':>8} {'idle MB':>8} {'model s':>8} {'model':>8}"
     )
     for subject in subjects:
         click.echo(
-            f"{subject.name:<34} {subject.start_s:>8.2f} {_fmt(subject.idle_cpu_percent, '.2f'):>10} "
+            f"{subject.name:<40} {subject.start_s:>8.2f} {_fmt(subject.idle_cpu_percent, '.2f'):>10} "
             f"{_fmt(subject.peak_rss_mb, '.0f'):>8} {_fmt(subject.rss_mb, '.0f'):>8} "
             f"{_fmt(subject.model_load_s, '.1f'):>8} "
             f"{subject.model_state or '—':>8}"
         )
-    click.echo(
-        f"kiosk tap → next screen: {taps['taps']} taps, p50 {taps['p50_ms']:.0f} ms, p95 {taps['p95_ms']:.0f} ms, "
-        f"max {taps['max_ms']:.0f} ms (from dispatch: p50 {taps['dispatch_p50_ms']:.0f} ms, "
-        f"p95 {taps['dispatch_p95_ms']:.0f} ms)"
-    )
-    for screen, figures in taps["by_screen"].items():
+    for key, taps in tap_runs.items():
         click.echo(
-            f"  from {screen:<12} {figures['taps']:>3} taps, p50 {figures['p50_ms']:.0f} ms, "
-            f"p95 {figures['p95_ms']:.0f} ms"
+            f"kiosk tap → next screen ({TAP_RUNS[key]}): {taps['taps']} taps, p50 {taps['p50_ms']:.0f} ms, "
+            f"p95 {taps['p95_ms']:.0f} ms, max {taps['max_ms']:.0f} ms "
+            f"(from dispatch: p50 {taps['dispatch_p50_ms']:.0f} ms, p95 {taps['dispatch_p95_ms']:.0f} ms)"
         )
+        for screen, figures in taps["by_screen"].items():
+            click.echo(
+                f"  from {screen:<12} {figures['taps']:>3} taps, p50 {figures['p50_ms']:.0f} ms, "
+                f"p95 {figures['p95_ms']:.0f} ms"
+            )
 
 
 @click.command(name="kiosk")
@@ -536,7 +567,7 @@ def print_table(subjects: list[Subject], taps: dict[str, Any]) -> None:
     type=click.IntRange(1, 200),
     default=15,
     show_default=True,
-    help="Scripted visits for the tap latency (3 timed taps each).",
+    help="Scripted visits for the tap latency (3 timed taps each), with and without an input device.",
 )
 @click.option(
     "--out",
@@ -551,28 +582,37 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
     with tempfile.TemporaryDirectory(prefix="borne-bench-kiosk-") as tmp:
         work = Path(tmp)
         bundle = _model_bundle(bundle, work / "models")
-        kiosk_config = write_config(work / "kiosk", bundle, voice=True)
-        taps_config = write_config(work / "taps", None, voice=False)
+        # the kiosk watches a FIFO nobody writes to, as a terminal watches its touchscreen
+        kiosk_config = write_config(work / "kiosk", bundle, voice=True, input_device=input_fifo(work / "kiosk-input"))
+        polling_config = write_config(work / "kiosk-polling", bundle, voice=True, input_device=None)
+        taps_node = input_fifo(work / "taps-input")
+        taps_config = write_config(work / "taps", None, voice=False, input_device=taps_node)
+        taps_polling_config = write_config(work / "taps-polling", None, voice=False, input_device=None)
         kiosk_subject = Subject("borne kiosk (model loading)")
+        polling_subject = Subject("kiosk, no input device (10 fps polling)")
         plain_60 = Subject("plain Kivy, 1 Button, maxfps 60")
         plain_10 = Subject("plain Kivy, 1 Button, maxfps 10")
-        click.echo("kiosk: starts, model load, idle …", err=True)
-        measure_subject(
-            kiosk_subject,
-            kiosk_command(kiosk_config),
-            work,
-            starts=starts,
-            idle_s=idle_seconds,
-            state_file=kiosk_config.parent / "kiosk-state.json",
-        )
+        for subject, config in ((kiosk_subject, kiosk_config), (polling_subject, polling_config)):
+            click.echo(f"{subject.name}: starts, model load, idle …", err=True)
+            measure_subject(
+                subject,
+                kiosk_command(config),
+                work,
+                starts=starts,
+                idle_s=idle_seconds,
+                state_file=config.parent / "kiosk-state.json",
+            )
         for subject, fps in ((plain_60, 60), (plain_10, 10)):
             click.echo(f"plain Kivy at maxfps {fps} …", err=True)
             measure_subject(subject, plain_command(fps), work, starts=starts, idle_s=idle_seconds)
-        click.echo(f"kiosk: {cycles} scripted visits …", err=True)
-        taps_run = measure_taps(taps_config, cycles, work)
-    subjects = [kiosk_subject, plain_60, plain_10]
-    taps = summarise_taps(taps_run["samples"])
-    print_table(subjects, taps)
+        click.echo(f"kiosk: {cycles} scripted visits with an input device, {cycles} without …", err=True)
+        taps_runs = {
+            "taps": measure_taps(taps_config, cycles, work, taps_node),
+            "taps_polling": measure_taps(taps_polling_config, cycles, work, None),
+        }
+    subjects = [kiosk_subject, polling_subject, plain_60, plain_10]
+    summaries = {key: summarise_taps(run["samples"]) for key, run in taps_runs.items()}
+    print_table(subjects, summaries)
     report = {
         "benchmark": "kiosk",
         "command": "borne bench kiosk " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "borne bench kiosk",
@@ -580,7 +620,15 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
         "rendering": f"SDL_VIDEODRIVER=offscreen, {WIDTH}x{HEIGHT}",
         "idle_seconds": idle_seconds,
         "subjects": [{**asdict(subject), "start_s": subject.start_s} for subject in subjects],
-        "taps": {**taps, "samples": taps_run["samples"], "records_stored": taps_run["records"]},
+        **{
+            key: {
+                **summaries[key],
+                "attract": TAP_RUNS[key],
+                "samples": run["samples"],
+                "records_stored": run["records"],
+            }
+            for key, run in taps_runs.items()
+        },
         "targets": {"start_s": 3.0, "tap_p95_ms": 100.0, "idle_cpu_percent": 0.5, "peak_rss_mb": 400.0},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -589,13 +637,14 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
 
 
 def _main(argv: list[str]) -> None:
-    """Child processes: `python -m bench.kiosk plain MAXFPS` or `python -m bench.kiosk taps CONFIG CYCLES`."""
+    """Child processes: `python -m bench.kiosk plain MAXFPS` or `python -m bench.kiosk taps CONFIG CYCLES [FIFO]`
+    (FIFO: the input device of CONFIG that each touch writes to)."""
     if argv[:1] == ["plain"] and len(argv) == 2:
         plain_window(int(argv[1]))
-    elif argv[:1] == ["taps"] and len(argv) == 3:
-        taps_child(Path(argv[1]), int(argv[2]))
+    elif argv[:1] == ["taps"] and len(argv) in (3, 4):
+        taps_child(Path(argv[1]), int(argv[2]), Path(argv[3]) if len(argv) == 4 else None)
     else:
-        raise SystemExit("usage: python -m bench.kiosk plain MAXFPS | taps CONFIG CYCLES")
+        raise SystemExit("usage: python -m bench.kiosk plain MAXFPS | taps CONFIG CYCLES [FIFO]")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,12 @@ class KioskSection(Section):
     microphone_device: str = Field(
         default="", description="Input device (PortAudio name or index); empty: the system's default input."
     )
+    input_devices: list[str] = Field(
+        default_factory=lambda: ["/dev/input/event*"],
+        max_length=32,
+        description="Glob patterns of the input device nodes (evdev) whose activity wakes the attract screen at "
+        "once; none readable: the attract screen polls input ten times a second instead.",
+    )
     kiosk_state_path: Path = Field(
         default=DEFAULT_KIOSK_STATE_PATH,
         description="Where the kiosk writes its microphone and model state for the sync agent's Status "

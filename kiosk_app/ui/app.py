@@ -28,9 +28,10 @@ from kiosk_app.read_aloud import ReadAloud
 from kiosk_app.settings import KioskSettings
 from kiosk_app.state_file import write_kiosk_state
 from kiosk_app.technician import PinCheck, PinGate, TechnicianReport, gather_report
-from kiosk_app.ui import palette
+from kiosk_app.ui import env, palette
 from kiosk_app.ui.env import ACTIVE_FPS, IDLE_FPS, set_frame_rate
 from kiosk_app.ui.i18n import Translator
+from kiosk_app.ui.input_wake import InputWake
 from kiosk_app.ui.metrics import Metrics
 from kiosk_app.ui.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
 from kiosk_app.ui.screens import (
@@ -56,6 +57,7 @@ TICK_INTERVAL_S = 1.0
 TECHNICIAN_IDLE_S = 120.0  # the technician screens go back to attract after this long untouched
 KEEP_STORED = 1000  # records kept in memory once stored, for the demo, tests and bench (the outbox holds all)
 MICROPHONE_PROBE_S = 60.0  # a missing or failed microphone is checked again this often (on attract only)
+INPUT_GRACE_S = 2.0  # after input wakes the attract screen, it runs at ACTIVE_FPS this long (see _input_woke)
 TECHNICIAN_GATE = "technician_gate"
 TECHNICIAN = "technician"
 SCREENS: dict[str, type[KioskScreen]] = {
@@ -83,6 +85,24 @@ class Speaker(Protocol):
 
 def default_speaker() -> Speaker:
     return ReadAloud()
+
+
+def _next_turn(_dt: float) -> None:
+    """Nothing: scheduling it ends the event loop's idle sleep (Kivy's clock holds callbacks weakly: keep
+    this a module-level function)."""
+
+
+def _input_arrived(_dt: float) -> None:
+    """On the UI thread, after `InputWake` saw an input device become readable."""
+    Clock.schedule_once(_next_turn, 0)  # SDL reads input after this turn's dispatch: one more turn at once
+    app = App.get_running_app()
+    if isinstance(app, KioskApp):
+        app._input_woke()
+
+
+def _wake_from_input() -> None:
+    """`InputWake`'s callback (its own thread): end the loop's sleep now."""
+    Clock.schedule_once(_input_arrived, 0)
 
 
 def watchdog_interval_s() -> float:
@@ -130,6 +150,9 @@ class KioskApp(App):  # type: ignore[misc]
         self._technician_touched = 0.0
         self._shown_at_frame = 0
         self._probed_at = self.clock.monotonic()
+        self.input_wake = InputWake(settings.kiosk.input_devices, self._wake)
+        self._attract_asleep = False  # on attract at env.ATTRACT_FPS_WOKEN: input wakes the loop (read by InputWake)
+        self._settle = Clock.create_trigger(self._settle_after_input, INPUT_GRACE_S)
         self.language = settings.kiosk.languages[0]
         self.m = Metrics(Window.width, Window.height, settings.kiosk.screen_dpi, settings.kiosk.font_scale)
         self.flow = Flow(
@@ -155,6 +178,7 @@ class KioskApp(App):  # type: ignore[misc]
         Window.bind(on_touch_down=self._touched)
         Clock.schedule_interval(self._tick, TICK_INTERVAL_S)
         Clock.schedule_interval(self._watchdog, watchdog_interval_s())
+        self._start_input_wake()
         self._show(State.ATTRACT)
         self._write_state()
         self.runtime.start_loading()
@@ -189,6 +213,7 @@ class KioskApp(App):  # type: ignore[misc]
         Clock.schedule_once(lambda _dt: self._on_started(self), 0)
 
     def on_stop(self) -> None:
+        self.input_wake.stop()
         self.stop_level_test()
         if self._listener is not None:
             self._listener.stop()
@@ -251,7 +276,47 @@ class KioskApp(App):  # type: ignore[misc]
         screen.refresh()
         self.manager.current = name
         self._shown_at_frame = Clock.frames_displayed
-        set_frame_rate(IDLE_FPS if name == State.ATTRACT else ACTIVE_FPS)
+        self._attract_asleep = name == State.ATTRACT and self.input_wake.watching > 0
+        set_frame_rate(self._attract_fps() if name == State.ATTRACT else ACTIVE_FPS)
+
+    # -- the attract screen sleeps until input arrives ---------------------------------------------
+
+    def _attract_fps(self) -> float:
+        """env.ATTRACT_FPS_WOKEN while an input device is watched (decided each time the attract screen shows:
+        devices come and go), else IDLE_FPS (no access to /dev/input: a laptop, the offscreen tests)."""
+        return env.ATTRACT_FPS_WOKEN if self.input_wake.watching else IDLE_FPS
+
+    def _start_input_wake(self) -> None:
+        self.input_wake.start()
+        if self.input_wake.watching:
+            logger.info(
+                "attract screen: %g fps, woken at once by input on %s",
+                env.ATTRACT_FPS_WOKEN,
+                ", ".join(self.input_wake.paths),
+            )
+        else:
+            logger.info(
+                "attract screen: no readable input device (%s): polling input at %d fps",
+                ", ".join(self.settings.kiosk.input_devices) or "none configured",
+                IDLE_FPS,
+            )
+
+    def _wake(self) -> None:
+        """`InputWake`'s thread: only the sleeping attract screen needs waking (the others turn at ACTIVE_FPS)."""
+        if self._attract_asleep:
+            _wake_from_input()
+
+    def _input_woke(self) -> None:
+        """Input arrived on the sleeping attract screen: turn at ACTIVE_FPS for INPUT_GRACE_S, so a touch that
+        reaches the window a little after the device node (the X server relays it) waits one active frame,
+        not one attract frame."""
+        if self._attract_asleep and self.manager.current == State.ATTRACT:
+            set_frame_rate(ACTIVE_FPS)
+            self._settle()
+
+    def _settle_after_input(self, _dt: float) -> None:
+        if self._attract_asleep and self.manager.current == State.ATTRACT:
+            set_frame_rate(self._attract_fps())
 
     # -- records -----------------------------------------------------------------------------------
 
@@ -270,6 +335,11 @@ class KioskApp(App):  # type: ignore[misc]
     def _post(self, call: Callable[[], object]) -> None:
         Clock.schedule_once(lambda _dt: call(), 0)
 
+    def _post_level(self, call: Callable[[], object]) -> None:
+        """For the ~31 level readings a second: run before the next frame instead of waking the loop at once
+        (a `_post` ends the interrupt clock's sleep, which would draw up to twice ACTIVE_FPS while listening)."""
+        Clock.schedule_once(lambda _dt: call(), -1)
+
     def _start_listener(self) -> None:
         self._generation += 1
         generation = self._generation
@@ -278,7 +348,7 @@ class KioskApp(App):  # type: ignore[misc]
             return lambda value: handler(value) if generation == self._generation else None
 
         def level(value: float) -> None:
-            self._post(lambda: current(self._show_level)(value))
+            self._post_level(lambda: current(self._show_level)(value))
 
         listener = VoiceListener(
             lambda on_event: self.runtime.make_session(on_event, level),
@@ -361,7 +431,7 @@ class KioskApp(App):  # type: ignore[misc]
         screen = self.screen(TECHNICIAN)
 
         def level(value: float) -> None:
-            self._post(lambda: setattr(screen, "level", value))
+            self._post_level(lambda: setattr(screen, "level", value))
 
         def source_state(state: Any) -> None:
             mapped = state_of_source(state)

@@ -90,6 +90,7 @@ def test_short_run_writes_every_figure(tmp_path: Path, whisper_bundle: Path) -> 
     subjects = {subject["name"]: subject for subject in report["subjects"]}
     assert set(subjects) == {
         "borne kiosk (model loading)",
+        "kiosk, no input device (10 fps polling)",
         "plain Kivy, 1 Button, maxfps 60",
         "plain Kivy, 1 Button, maxfps 10",
     }
@@ -98,17 +99,20 @@ def test_short_run_writes_every_figure(tmp_path: Path, whisper_bundle: Path) -> 
         assert positive(subject["peak_rss_mb"]) and positive(subject["rss_mb"])
         idle = subject["idle_cpu_percent"]
         assert isinstance(idle, float) and 0 <= idle < 200  # at most two cores' worth on this machine
-    kiosk = subjects["borne kiosk (model loading)"]
-    assert kiosk["model_state"] == "ok" and positive(kiosk["model_load_s"])
+    for name in ("borne kiosk (model loading)", "kiosk, no input device (10 fps polling)"):
+        kiosk = subjects[name]
+        assert kiosk["model_state"] == "ok" and positive(kiosk["model_load_s"])
     # the loaded model makes the kiosk heavier than an empty Kivy window
     assert kiosk["peak_rss_mb"] > subjects["plain Kivy, 1 Button, maxfps 60"]["peak_rss_mb"]
-    taps = report["taps"]
-    assert taps["taps"] == len(taps["samples"]) >= 3
-    assert [s["screen_from"] for s in taps["samples"][:2]] == ["attract", "rating"]
-    for sample in taps["samples"]:
-        # dispatched after it arrived, so the frame is at least as close to the dispatch as to the arrival
-        assert positive(sample["dispatch_ms"]) and sample["dispatch_ms"] <= sample["latency_ms"]
-    assert positive(taps["p50_ms"]) and taps["p95_ms"] >= taps["p50_ms"]
-    assert positive(taps["dispatch_p50_ms"]) and taps["dispatch_p95_ms"] >= taps["dispatch_p50_ms"]
-    assert taps["records_stored"] == 1  # the scripted visit went through the flow into the outbox
+    # the taps with an input device the kiosk watches (a FIFO each touch writes to), then with none
+    assert "woken by input" in report["taps"]["attract"] and "polling" in report["taps_polling"]["attract"]
+    for taps in (report["taps"], report["taps_polling"]):
+        assert taps["taps"] == len(taps["samples"]) >= 3
+        assert [s["screen_from"] for s in taps["samples"][:2]] == ["attract", "rating"]
+        for sample in taps["samples"]:
+            # dispatched after it arrived, so the frame is at least as close to the dispatch as to the arrival
+            assert positive(sample["dispatch_ms"]) and sample["dispatch_ms"] <= sample["latency_ms"]
+        assert positive(taps["p50_ms"]) and taps["p95_ms"] >= taps["p50_ms"]
+        assert positive(taps["dispatch_p50_ms"]) and taps["dispatch_p95_ms"] >= taps["dispatch_p50_ms"]
+        assert taps["records_stored"] == 1  # the scripted visit went through the flow into the outbox
     assert report["targets"]["tap_p95_ms"] == 100.0

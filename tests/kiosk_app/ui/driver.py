@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -419,11 +420,125 @@ def stop_and_redo(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
     yield until(lambda: settled(app, State.THANKS), "thanks")
 
 
+class QueuedTouches:
+    """A Kivy input provider fed from another thread, as a touchscreen's: a touch waits for a loop turn."""
+
+    def __init__(self) -> None:
+        from kivy.base import EventLoop
+        from kivy.input.provider import MotionEventProvider
+
+        from kiosk_app.ui.touch import SyntheticTouch
+
+        self.queue: deque[tuple[float, float]] = deque()
+        queue = self.queue
+
+        class Provider(MotionEventProvider):  # type: ignore[misc]
+            def update(self, dispatch_fn: Any) -> None:
+                while queue:
+                    touch = SyntheticTouch(*queue.popleft())
+                    dispatch_fn("begin", touch)
+                    dispatch_fn("end", touch)
+
+        self.provider = Provider("queued-touch", None)
+        EventLoop.add_input_provider(self.provider)
+        self.provider.start()
+
+
+def _quiet(app: Any) -> Any:
+    """Cancel every periodic event (the app's, the script runner's, Kivy's cache purge): the loop turns only
+    when a frame is due or something wakes it. Returns the function that puts them back (UI thread)."""
+    from kivy.cache import Cache
+    from kivy.clock import Clock
+
+    from kiosk_app.ui.script import ScriptRunner
+
+    runner_events = [
+        event
+        for event in Clock.get_events()
+        if isinstance(getattr(event.get_callback(), "__self__", None), ScriptRunner)
+    ]
+    for event in runner_events:
+        event.cancel()
+    Clock.unschedule(app._tick)
+    Clock.unschedule(app._watchdog)
+    Clock.unschedule(Cache._purge_by_timeout)
+
+    def resume() -> None:
+        Clock.schedule_interval(Cache._purge_by_timeout, 1)
+        Clock.schedule_interval(app._tick, 1.0)
+        Clock.schedule_interval(app._watchdog, 10.0)
+        for event in runner_events:
+            event()
+
+    return resume
+
+
+def input_wake(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """The attract screen's loop asleep (with `node`: its frame rate lowered to `quiet_fps`, nothing else
+    scheduled): a touch queued in an input provider waits; a write on the watched input node wakes the loop
+    and the touch goes through. Without `node`, the touch is read by the attract screen's polling."""
+    import os
+    import time
+
+    from kivy.clock import Clock
+
+    from kiosk_app.ui.env import set_frame_rate
+    from kiosk_app.ui.script import until
+    from sync_agent.contract import ComponentState
+
+    yield until(lambda: settled(app, State.ATTRACT) and app.runtime.model != ComponentState.LOADING, "attract", 60)
+    observed["watching"] = app.input_wake.watching
+    observed["attract_fps"] = Clock._max_fps
+    touches = QueuedTouches()
+    node = spec.get("node")
+    write_end = os.open(node, os.O_WRONLY | os.O_NONBLOCK) if node else None
+    done = threading.Event()
+    resume = _quiet(app)
+    if node:
+        set_frame_rate(spec["quiet_fps"])  # the next attract frame far away: only a wake can turn the loop
+
+    def wait(condition: Any, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not condition():
+            time.sleep(0.01)
+        return bool(condition())
+
+    def probe() -> None:  # off the UI thread, so that nothing of ours wakes the loop
+        try:
+            time.sleep(0.5)
+            turns = Clock.frames
+            touches.queue.append((app.manager.width / 2, app.manager.height / 2))
+            time.sleep(spec.get("quiet_s", 1.5))
+            observed["without_wake"] = {
+                "screen": str(app.manager.current),
+                "queued": len(touches.queue),
+                "turns": Clock.frames - turns,
+            }
+            if write_end is not None:
+                os.write(write_end, bytes(24))  # one evdev record, as the kernel queues a touch
+            observed["reached"] = wait(lambda: app.manager.current == State.RATING, spec.get("reach_s", 20))
+            observed["screen"] = str(app.manager.current)
+            observed["rating_fps"] = Clock._max_fps
+            wait(lambda: app.screen_ready(State.RATING), 5)
+            turns, began = Clock.frames, time.monotonic()
+            time.sleep(2.0)
+            observed["rating_turns_per_s"] = (Clock.frames - turns) / (time.monotonic() - began)
+        finally:
+            Clock.schedule_once(lambda _dt: resume(), 0)
+            done.set()
+
+    threading.Thread(target=probe, daemon=True).start()
+    yield until(done.is_set, "the probe", 60)
+    if write_end is not None:
+        os.close(write_end)
+
+
 SCENARIOS = {
     "layout": layout,
     "behaviour": behaviour,
     "listening_timeout": listening_timeout,
     "stop_and_redo": stop_and_redo,
+    "input_wake": input_wake,
 }
 
 if __name__ == "__main__":
