@@ -185,8 +185,11 @@ def gather_report(
     model: ComponentState,
     microphone: ComponentState,
     now: datetime | None = None,
+    waiting_records: int = 0,
+    waiting_reason: str = "",
 ) -> TechnicianReport:
-    """Collect the technician screen's figures; an unreadable outbox is reported, not raised."""
+    """Collect the technician screen's figures; an unreadable outbox is reported, not raised, and so are
+    records waiting in memory because the outbox refused them (`RecordKeeper`)."""
     now = now or datetime.now(UTC)
     counts = dict.fromkeys(STATES, 0)
     oldest: float | None = None
@@ -199,6 +202,9 @@ def gather_report(
         last_ack = outbox.last_ack_hour()
     except (OutboxError, OSError, ValueError, sqlite3.Error) as error:
         problem = f"cannot read the outbox: {error}"
+    if waiting_records:
+        waiting = f"{waiting_records} record(s) wait in memory, refused by the outbox: {waiting_reason}"
+        problem = f"{waiting}; {problem}" if problem else waiting
     try:
         free: int | None = shutil.disk_usage(outbox.path.parent).free
     except OSError:
@@ -217,5 +223,3 @@ def gather_report(
         model=model,
         microphone=microphone,
     )
-
-

@@ -25,6 +25,7 @@ from edge_models.pipeline import MicStatus
 from kiosk_app.flow import Clock as FlowClock
 from kiosk_app.flow import Flow, Identity, State, SystemClock
 from kiosk_app.read_aloud import ReadAloud
+from kiosk_app.record_keeper import RETRY_S, RecordKeeper
 from kiosk_app.settings import KioskSettings
 from kiosk_app.state_file import write_kiosk_state
 from kiosk_app.technician import PinCheck, PinGate, TechnicianReport, gather_report
@@ -49,7 +50,7 @@ from kiosk_app.ui.screens import (
 from kiosk_app.voice import VoiceListener
 from sync_agent import systemd
 from sync_agent.contract import Comment, ComponentState, Record, RecordDraft
-from sync_agent.outbox import Outbox, OutboxError
+from sync_agent.outbox import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class KioskApp(App):  # type: ignore[misc]
         self.translator = Translator()
         self.pin_gate = PinGate(settings.kiosk.technician_pin, clock=self.clock.monotonic)
         self.stored: deque[Record] = deque(maxlen=KEEP_STORED)  # the last records, for the demo and tests
-        self.store_errors = 0
+        self.keeper = RecordKeeper(outbox, on_stored=self._stored)  # what the outbox refuses waits in memory
         self._on_started = on_started
         self._listener: VoiceListener | None = None
         self._generation = 0
@@ -178,6 +179,7 @@ class KioskApp(App):  # type: ignore[misc]
         Window.bind(on_touch_down=self._touched)
         Clock.schedule_interval(self._tick, TICK_INTERVAL_S)
         Clock.schedule_interval(self._watchdog, watchdog_interval_s())
+        Clock.schedule_interval(self._retry_records, RETRY_S)
         self._start_input_wake()
         self._show(State.ATTRACT)
         self._write_state()
@@ -214,6 +216,8 @@ class KioskApp(App):  # type: ignore[misc]
 
     def on_stop(self) -> None:
         self.input_wake.stop()
+        if self.keeper.waiting and not self.keeper.retry():
+            logger.error("stopping with %d record(s) the outbox refused: they are lost", self.keeper.waiting)
         self.stop_level_test()
         if self._listener is not None:
             self._listener.stop()
@@ -321,14 +325,15 @@ class KioskApp(App):  # type: ignore[misc]
     # -- records -----------------------------------------------------------------------------------
 
     def _store(self, draft: RecordDraft) -> None:
-        try:
-            record = self.outbox.add(draft)
-        except OutboxError:
-            self.store_errors += 1
-            logger.exception("could not store the session's record in the outbox")
-            return
+        self.keeper.store(draft)
+
+    def _stored(self, record: Record) -> None:
         self.stored.append(record)
         logger.info("record %s stored (rating %d)", record.record_id, int(record.rating))
+
+    def _retry_records(self, _dt: float) -> None:
+        if self.keeper.waiting:
+            self.keeper.retry()
 
     # -- voice -------------------------------------------------------------------------------------
 
@@ -424,6 +429,8 @@ class KioskApp(App):  # type: ignore[misc]
             outbox=self.outbox,
             model=self.runtime.model,
             microphone=self.runtime.microphone,
+            waiting_records=self.keeper.waiting,
+            waiting_reason=self.keeper.last_error,
         )
 
     def start_level_test(self) -> None:

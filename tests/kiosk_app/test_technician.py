@@ -217,3 +217,16 @@ def test_an_unreadable_outbox_is_reported_not_raised(tmp_path: Path) -> None:
     assert report.outbox_problem is not None and "cannot read the outbox" in report.outbox_problem
     assert report.outbox_counts == {"pending": 0, "in_flight": 0, "acked": 0, "rejected": 0}
     assert report.last_ack_hour is None
+
+
+def test_the_report_names_records_waiting_in_memory(outbox: Outbox) -> None:
+    report = gather_report(
+        site_id="s",
+        device_id="d",
+        outbox=outbox,
+        model=ComponentState.OK,
+        microphone=ComponentState.OK,
+        waiting_records=2,
+        waiting_reason="outbox x: disk full",
+    )
+    assert report.outbox_problem == "2 record(s) wait in memory, refused by the outbox: outbox x: disk full"

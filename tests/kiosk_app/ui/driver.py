@@ -9,6 +9,7 @@ through Kivy's input dispatch; the flow's clock is a fake the scenario moves by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -533,12 +534,54 @@ def input_wake(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dic
         os.close(write_end)
 
 
+def outbox_full(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """A visit ends while the outbox cannot grow (SQLite's disk full); room comes back; it is stored then."""
+    from kiosk_app.ui.demo import rating_card
+    from kiosk_app.ui.script import until
+    from kiosk_app.ui.touch import tap, tap_at
+    from sync_agent.outbox import OutboxFull
+
+    kiosk = app.settings.kiosk
+    conn = app.outbox._db.conn
+    yield until(lambda: settled(app, State.ATTRACT), "the attract screen")
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    with contextlib.suppress(OutboxFull):  # use up the room left in the file's last page
+        for _ in range(2000):
+            app.outbox.add(_filler(app))
+    tap_at(app.manager.width / 2, app.manager.height / 2)
+    yield until(lambda: settled(app, State.RATING), "the rating screen")
+    clock.advance(kiosk.debounce_s + 1)
+    tap(rating_card(app, Rating.SATISFIED))
+    yield until(lambda: settled(app, State.FOLLOW_UP), "the follow-up screen")
+    clock.advance(kiosk.follow_up_timeout_s + 1)  # walked away after rating: the record is due now
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the follow-up timeout")
+    observed["while_full"] = {
+        "waiting": app.keeper.waiting,
+        "visits_in_outbox": _visits(app),
+        "technician_outbox": app.technician_report().outbox_problem or "",
+    }
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    app._retry_records(0)  # what the app's clock does every RETRY_S
+    observed["after_room"] = {"waiting": app.keeper.waiting, "visits_in_outbox": _visits(app)}
+
+
+def _filler(app: Any) -> Any:
+    from tests.conftest import make_draft
+
+    return make_draft(1, device="filler")
+
+
+def _visits(app: Any) -> list[int]:
+    return [int(r.rating) for r in app.outbox.records() if r.device_id != "filler"]
+
+
 SCENARIOS = {
     "layout": layout,
     "behaviour": behaviour,
     "listening_timeout": listening_timeout,
     "stop_and_redo": stop_and_redo,
     "input_wake": input_wake,
+    "outbox_full": outbox_full,
 }
 
 if __name__ == "__main__":
