@@ -24,12 +24,12 @@ from typing import Any
 
 import click
 
+from bench.results_file import out_option
 from bench.wer import wer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIPS = REPO.parent / "shared" / "fixtures" / "fr_speech"
 TEST_CLIPS = REPO / "tests" / "fixtures" / "fr_speech"
-DEFAULT_OUT = REPO / "bench" / "results" / "asr.json"
 
 
 def default_clips() -> Path:
@@ -201,13 +201,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
 @click.option("--limit", type=int, default=None, help="Only the first N clips (quick runs).")
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for Whisper (both modes).")
 @click.option("--beam-size", type=int, default=5, show_default=True, help="Beam width (both modes).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default="bench/results/asr.json",
-    help="JSON file.",
-)
+@out_option("asr")
 @click.option(
     "--only",
     type=click.Choice(["plain", "pipeline"]),

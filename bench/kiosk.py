@@ -39,8 +39,9 @@ from typing import Any
 
 import click
 
+from bench.results_file import out_option
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "bench" / "results" / "kiosk.json"
 DEFAULT_MODEL = Path("/var/lib/borne/models/whisper-base")
 BORNE = str(Path(sys.executable).with_name("borne"))
 WIDTH, HEIGHT = 800, 480
@@ -569,13 +570,7 @@ def print_table(subjects: list[Subject], tap_runs: dict[str, dict[str, Any]]) ->
     show_default=True,
     help="Scripted visits for the tap latency (3 timed taps each), with and without an input device.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default="bench/results/kiosk.json",
-    help="Where to write the JSON results.",
-)
+@out_option("kiosk")
 def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path) -> None:
     """Kiosk start, tap latency, idle CPU and peak RSS, beside a plain Kivy window (offscreen, 800x480)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

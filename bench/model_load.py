@@ -26,8 +26,9 @@ from typing import Any
 
 import click
 
+from bench.results_file import out_option
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "bench" / "results" / "model_load.json"
 VARIANTS = ("as-shipped", "int8")
 
 
@@ -95,13 +96,7 @@ def summarise(bundle: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
 @click.command(name="model-load")
 @click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True, help="Fresh loads per bundle.")
 @click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True, help="CTranslate2 threads.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default="bench/results/model_load.json",
-    help="Where to write the JSON results.",
-)
+@out_option("model_load")
 def model_load(runs: int, threads: int, out: Path) -> None:
     """Peak memory and time to load the Whisper bundle stored as int8, beside the bundle as shipped."""
     from bench.wer import normalize

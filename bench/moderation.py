@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from bench.results_file import out_option
 from edge_models.moderation.evaluation import (
     Case,
     Moderator,
@@ -27,7 +28,6 @@ from edge_models.moderation.moderator import INSULT_KIND, warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CASES = ROOT / "tests" / "edge_models" / "moderation" / "eval_fr.jsonl"
-DEFAULT_OUT = ROOT / "bench" / "results" / "moderation.json"
 
 
 def _timings(cases: list[Case], moderator: Moderator, repeat: int) -> dict[str, float]:
@@ -79,13 +79,7 @@ def _fmt(value: float | None) -> str:
     show_default="tests/edge_models/moderation/eval_fr.jsonl",
     help="Labelled JSONL set.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default="bench/results/moderation.json",
-    help="Where to write the JSON results.",
-)
+@out_option("moderation")
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True, help="Timing passes over the set.")
 def moderation(cases: Path, out: Path, repeat: int) -> None:
     """Precision/recall per kind and time per comment, beside plain better-profanity."""

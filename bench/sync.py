@@ -26,8 +26,8 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "bench" / "results" / "sync.json"
+from bench.results_file import out_option
+
 BORNE = str(Path(sys.executable).with_name("borne"))
 SITE, DEVICE = "fs-bench-01", "borne-bench"
 
@@ -202,13 +202,7 @@ def _run_naive(setup: _Setup, records: int) -> Run:
 @click.option(
     "--records", type=click.IntRange(min=100), default=10_000, show_default=True, help="Pending records to drain."
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default="bench/results/sync.json",
-    help="Where to write the JSON results.",
-)
+@out_option("sync")
 def sync(records: int, out: Path) -> None:
     """Drain N records through a local broker into ingest: borne sync vs a naive one-by-one publisher."""
     with tempfile.TemporaryDirectory(prefix="borne-bench-sync-") as directory:
