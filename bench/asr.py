@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 
 import click
 
-from bench.results_file import out_option
+from bench.results_file import machine, out_option
 from bench.wer import wer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -245,7 +244,7 @@ def asr(
     report = {
         "benchmark": "asr",
         "command": "borne bench asr " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "borne bench asr",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine("faster-whisper", "ctranslate2", "onnxruntime", "numpy"),
         "model": str(bundle.name),
         "compute_type": results["plain"]["compute_type"],
         "threads": threads,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -39,7 +38,7 @@ from typing import Any
 
 import click
 
-from bench.results_file import out_option
+from bench.results_file import machine, out_option
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = Path("/var/lib/borne/models/whisper-base")
@@ -611,7 +610,7 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
     report = {
         "benchmark": "kiosk",
         "command": "borne bench kiosk " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "borne bench kiosk",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine("kivy", "faster-whisper", "ctranslate2"),
         "rendering": f"SDL_VIDEODRIVER=offscreen, {WIDTH}x{HEIGHT}",
         "idle_seconds": idle_seconds,
         "subjects": [{**asdict(subject), "start_s": subject.start_s} for subject in subjects],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 
 import click
 
-from bench.results_file import out_option
+from bench.results_file import machine, out_option
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("as-shipped", "int8")
@@ -124,7 +123,7 @@ def model_load(runs: int, threads: int, out: Path) -> None:
         click.echo(f"  {variant:<11} {' | '.join(figures['texts'])}")
     report = {
         "benchmark": "model-load",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine("faster-whisper", "ctranslate2"),
         "runs": runs,
         "threads": threads,
         "same_words": same,

@@ -7,14 +7,13 @@ process; the baseline is better-profanity loaded with the same word lists and no
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import click
 
-from bench.results_file import out_option
+from bench.results_file import machine, out_option
 from edge_models.moderation.evaluation import (
     Case,
     Moderator,
@@ -97,7 +96,7 @@ def moderation(cases: Path, out: Path, repeat: int) -> None:
     results: dict[str, object] = {
         "cases": str(cases.relative_to(ROOT) if cases.is_relative_to(ROOT) else cases),
         "sentences": len(labelled),
-        "machine": {"python": platform.python_version(), "processor": platform.machine()},
+        "machine": machine("better-profanity", "python-stdnum", "text2num"),
         "borne": {
             **_summary(ours),
             "time": ours_time,

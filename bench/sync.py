@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from bench.results_file import out_option
+from bench.results_file import machine, out_option
 
 BORNE = str(Path(sys.executable).with_name("borne"))
 SITE, DEVICE = "fs-bench-01", "borne-bench"
@@ -226,8 +225,7 @@ def sync(records: int, out: Path) -> None:
         json.dumps(
             {
                 "benchmark": "sync",
-                "machine": platform.platform(),
-                "cpus": os.cpu_count(),
+                "machine": machine("paho-mqtt", "sqlite-utils"),
                 "runs": [asdict(run) for run in runs],
             },
             indent=2,
