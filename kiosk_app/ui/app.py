@@ -216,7 +216,8 @@ class KioskApp(App):  # type: ignore[misc]
 
     def on_stop(self) -> None:
         self.input_wake.stop()
-        if self.keeper.waiting and not self.keeper.retry():
+        self.keeper.retry()
+        if self.keeper.waiting:
             logger.error("stopping with %d record(s) the outbox refused: they are lost", self.keeper.waiting)
         self.stop_level_test()
         if self._listener is not None:
