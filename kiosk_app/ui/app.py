@@ -190,7 +190,10 @@ class KioskApp(App):  # type: ignore[misc]
         self.flow.tick()
         now = self.clock.monotonic()
         microphone_down = self.runtime.microphone in (ComponentState.MISSING, ComponentState.FAILED)
-        if microphone_down and self.flow.state == State.ATTRACT and now - self._probed_at >= MICROPHONE_PROBE_S:
+        # the probe restarts PortAudio: only on the attract screen, where no stream is open
+        on_attract = self.flow.state == State.ATTRACT and self.manager.current == State.ATTRACT
+        no_stream = on_attract and self._level_test is None
+        if microphone_down and no_stream and now - self._probed_at >= MICROPHONE_PROBE_S:
             self._probed_at = now
             self.runtime.probe_microphone()
         idle = now - self._technician_touched

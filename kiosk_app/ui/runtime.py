@@ -102,8 +102,9 @@ class AudioInput:
         return make_source(self.kind, path=self.wav_path, device=device, realtime=True, seconds=self.seconds)
 
 
-def microphone_state(audio: AudioInput) -> ComponentState:
-    """Whether the audio input can be used, without opening it."""
+def microphone_state(audio: AudioInput, *, rescan_devices: bool = False) -> ComponentState:
+    """Whether the audio input can be used, without opening it. With `rescan_devices`, PortAudio lists the
+    devices again first, so that a microphone plugged in since the last look is found."""
     if audio.kind == "synthetic":
         return ComponentState.OK
     if audio.kind == "wav":
@@ -113,12 +114,26 @@ def microphone_state(audio: AudioInput) -> ComponentState:
     except (ImportError, OSError) as error:
         logger.warning("no microphone access: %s", error)
         return ComponentState.MISSING
+    if rescan_devices:
+        rescan_audio_devices(sounddevice)
     try:
         info: Any = sounddevice.query_devices(audio.device or None, "input")
     except Exception as error:  # PortAudioError, ValueError: no such device
         logger.warning("no input device: %s", error)
         return ComponentState.MISSING
     return ComponentState.OK if int(info.get("max_input_channels", 0)) > 0 else ComponentState.MISSING
+
+
+def rescan_audio_devices(sounddevice: Any) -> None:
+    """Make PortAudio list the audio devices again: it lists them once, when it is initialised, so a device
+    plugged in later is unknown until then. sounddevice has no public call for it; its `_terminate` and
+    `_initialize` are what it runs at exit and import. Terminating closes every open stream: call this only
+    while no stream is open (the kiosk does, on the attract screen, while the microphone is missing)."""
+    try:
+        sounddevice._terminate()
+        sounddevice._initialize()
+    except Exception as error:  # PortAudioError: the device list stays as it was
+        logger.warning("could not list the audio devices again: %s", error)
 
 
 def state_of_source(state: SourceState) -> ComponentState | None:
@@ -184,14 +199,16 @@ class VoiceRuntime:
         self.on_change()
 
     def probe_microphone(self) -> None:
-        """Check the audio input again, off the calling thread (after a failure, voice comes back by itself)."""
+        """Check the audio input again, off the calling thread (after a failure, voice comes back by itself).
+        PortAudio lists the devices again first (a microphone plugged in since): call it while no stream is
+        open."""
         if self._probing.is_set():
             return
         self._probing.set()
 
         def probe() -> None:
             try:
-                self.set_microphone(microphone_state(self.audio))
+                self.set_microphone(microphone_state(self.audio, rescan_devices=True))
             finally:
                 self._probing.clear()
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,8 @@ from edge_models.samples import FRENCH_SAMPLE
 from kiosk_app.ui.metrics import MIN_TARGET_MM, Metrics
 from kiosk_app.ui.runtime import AudioInput, MeteredSource, VoiceRuntime, level_of, microphone_state, state_of_source
 from sync_agent.contract import ComponentState
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("dpi", [96.0, 133.0, 160.0, 300.0])
@@ -117,3 +124,47 @@ def test_a_missing_input_is_found_again_by_a_later_probe(tmp_path: Path) -> None
     runtime.probe_microphone()
     assert changed.wait(timeout=10)
     assert runtime.microphone == ComponentState.OK
+
+
+HOTPLUG = r"""
+import json, pathlib, sys, threading
+from edge_models.options import VoiceOptions
+from kiosk_app.ui.runtime import AudioInput, VoiceRuntime, microphone_state
+from sync_agent.contract import ComponentState
+
+audio = AudioInput("mic", device="borne-test-mic")
+runtime = VoiceRuntime(VoiceOptions(models_dir=pathlib.Path(sys.argv[2])), audio)
+before = microphone_state(audio).value
+# the device appears: an ALSA PCM defined now (PortAudio lists ALSA's PCMs when it is initialised)
+pathlib.Path(sys.argv[1]).write_text("pcm.borne-test-mic {\n type null\n}\n", encoding="utf-8")
+stale = microphone_state(audio).value
+runtime.microphone = ComponentState.MISSING
+changed = threading.Event()
+runtime.on_change = changed.set
+runtime.probe_microphone()
+changed.wait(timeout=20)
+print(json.dumps({"before": before, "without_rescan": stale, "after_probe": runtime.microphone.value}))
+"""
+
+
+@pytest.mark.slow
+def test_a_microphone_plugged_in_after_start_is_found_by_the_next_probe(tmp_path: Path) -> None:
+    """Real PortAudio over ALSA: a capture device that did not exist when PortAudio started is listed only after
+    it lists the devices again, which the probe does (~/.asoundrc defines the device; ALSA's null PCM)."""
+    if ctypes.util.find_library("portaudio") is None:
+        pytest.skip("libportaudio2 is not installed (make setup installs it)")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSA_", "PULSE_"))} | {"HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", HOTPLUG, str(home / ".asoundrc"), str(tmp_path / "models")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    observed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert observed == {"before": "missing", "without_rescan": "missing", "after_probe": "ok"}
