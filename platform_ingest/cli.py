@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,28 @@ def sites_import(config_path: Path | None, db: str | None, file: Path) -> None:
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"imported {written} site(s) from {file}")
+
+
+@ingest.command("purge-dead-letters")
+@config_option
+@_db_option
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(0, 3650),
+    default=None,
+    help="Delete those received more than this many days ago [default: [ingest] dead_letter_retention_days].",
+)
+def purge_dead_letters(config_path: Path | None, db: str | None, older_than_days: int | None) -> None:
+    """Delete old dead letters now (the running service does it at start and daily)."""
+    settings = _settings(config_path, db=db)
+    days = settings.ingest.dead_letter_retention_days if older_than_days is None else older_than_days
+    before = datetime.now(UTC) - timedelta(days=days)
+    with _open(settings.ingest.db) as store:
+        try:
+            purged = store.purge_dead_letters(before)
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"deleted {purged} dead letter(s) received before {before:%Y-%m-%d %H:%M} UTC")
 
 
 @ingest.command("dead-letters")

@@ -18,8 +18,10 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,6 +37,7 @@ from sync_agent.systemd import notify, wait_alive
 logger = logging.getLogger(__name__)
 
 BATCH_FILTER = "borne/v1/+/+/batch"
+PURGE_EVERY_S = 24 * 3600.0  # dead letters older than [ingest] dead_letter_retention_days go this often
 
 
 class IngestConfigError(Exception):
@@ -157,6 +160,7 @@ class IngestService:
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
         self._tls = tls_context(settings) if settings.tls else None
         self.handled = 0
+        self._next_purge = 0.0  # time.monotonic() of the next dead-letter purge: the first session purges
         self.subscribed = threading.Event()
         """Set while the broker has confirmed our subscription (for readiness checks)."""
 
@@ -296,6 +300,7 @@ class IngestService:
         try:
             while not stop.is_set() and state.failure is None:
                 notify("WATCHDOG=1")
+                self._purge_dead_letters(store)
                 code = client.loop(timeout=0.5)
                 if code != mqtt.MQTT_ERR_SUCCESS and state.failure is None:
                     if not state.connected:
@@ -310,6 +315,16 @@ class IngestService:
                         break
         if state.failure is not None:
             raise state.failure
+
+    def _purge_dead_letters(self, store: Store) -> None:
+        """Once a day, delete the dead letters older than the retention: they hold raw device payloads."""
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY_S
+        before = datetime.now(UTC) - timedelta(days=self.settings.dead_letter_retention_days)
+        purged = store.purge_dead_letters(before)
+        if purged:
+            logger.info("deleted %d dead letter(s) received before %s", purged, f"{before:%Y-%m-%d %H:%M} UTC")
 
 
 def _disable_nagle(client: mqtt.Client) -> None:

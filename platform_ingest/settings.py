@@ -63,6 +63,13 @@ class IngestSection(Section):
         le=256 * 1024 * 1024,
         description="Bigger payloads are dead-lettered unread (devices send at most 256 KiB).",
     )
+    dead_letter_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Dead letters (payloads ingest could not use, kept raw for diagnosis) older than this many days "
+        "are deleted, at start and then daily.",
+    )
     sites_file: Path | None = Field(
         default=None,
         description="CSV sites directory (site_id,name,department) imported at start; empty for none.",

@@ -104,6 +104,10 @@ class Store(ABC):
         """The most recent dead letters, newest first."""
 
     @abstractmethod
+    def purge_dead_letters(self, before: datetime) -> int:
+        """Delete the dead letters received before `before`; return how many."""
+
+    @abstractmethod
     def upsert_sites(self, sites: Iterable[Site]) -> int:
         """Insert or update sites in one transaction; the number written."""
 
@@ -258,6 +262,13 @@ class _SqlStore(Store):
             )
             for row in rows
         ]
+
+    def purge_dead_letters(self, before: datetime) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql("DELETE FROM dead_letters WHERE received_at < ?"), (before.astimezone(UTC).isoformat(),)
+            )
+            return int(cursor.rowcount)
 
     def upsert_sites(self, sites: Iterable[Site]) -> int:
         upsert = self._sql(

@@ -147,3 +147,20 @@ def test_broker_option(argument: str, expected: tuple[str, int | None]) -> None:
     from platform_ingest.cli import _split_broker
 
     assert _split_broker(argument) == expected
+
+
+def test_purge_dead_letters_deletes_those_past_the_retention(runner: CliRunner, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    db = f"sqlite:///{tmp_path / 'ingest.db'}"
+    now = datetime.now(UTC)
+    with open_store(db) as store:
+        store.add_dead_letter(DeadLetter("t", b"old", "bad"), received=now - timedelta(days=31))
+        store.add_dead_letter(DeadLetter("t", b"young", "bad"), received=now - timedelta(days=2))
+    result = runner.invoke(cli, ["ingest", "purge-dead-letters", "--db", db])  # the default: 30 days
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("deleted 1 dead letter(s) received before ")
+    result = runner.invoke(cli, ["ingest", "purge-dead-letters", "--db", db, "--older-than-days", "1"])
+    assert result.output.startswith("deleted 1 dead letter(s)")
+    with open_store(db) as store:
+        assert store.dead_letters() == []

@@ -214,6 +214,9 @@ class UnavailableStore(Store):
     def dead_letters(self, limit: int = 100) -> Any:
         raise StoreUnavailable("down")
 
+    def purge_dead_letters(self, before: Any) -> int:
+        raise StoreUnavailable("down")
+
     def upsert_sites(self, sites: Any) -> int:
         raise StoreUnavailable("down")
 

@@ -297,3 +297,24 @@ def test_records_and_comments_are_never_logged(
         device.ack_for(batch.batch_id)
     assert caplog.text.count(str(batch.batch_id)) >= 2  # the log did run: ingest logged both batches
     assert "Zorglub" not in caplog.text
+
+
+def test_the_running_service_purges_dead_letters_past_the_retention(
+    broker: Broker, pki: TestPKI, device: Device, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from platform_ingest.store import DeadLetter
+
+    db = sqlite_url(tmp_path / "ingest.db")
+    with open_store(db) as store:
+        store.add_dead_letter(DeadLetter("t", b"old", "bad"), received=datetime.now(UTC) - timedelta(days=8))
+        store.add_dead_letter(DeadLetter("t", b"young", "bad"), received=datetime.now(UTC) - timedelta(days=6))
+
+    def kept() -> list[bytes]:
+        with open_store(db) as store:
+            return sorted(letter.payload[:5] for letter in store.dead_letters())
+
+    with running_ingest(ingest_section(broker, pki, db, dead_letter_retention_days=7)):
+        device.publish(b"\xff not json")  # a new one while it runs
+        wait_until(lambda: kept() == [b"young", b"\xff not"], message="the old dead letter purged, the new kept")

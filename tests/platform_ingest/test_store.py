@@ -177,3 +177,14 @@ def test_consumers_starting_together_on_an_empty_postgresql_create_the_tables_on
     assert errors == []
     with open_store(postgres_url) as store:
         assert store.record_count() == 0
+
+
+def test_dead_letters_older_than_the_cut_are_purged(store: Store) -> None:
+    from datetime import UTC, timedelta
+
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    for days, payload in ((40, b"old"), (31, b"just-old"), (29, b"recent"), (0, b"new")):
+        store.add_dead_letter(DeadLetter("borne/v1/a/b/batch", payload, "bad"), received=now - timedelta(days=days))
+    assert store.purge_dead_letters(now - timedelta(days=30)) == 2
+    assert [letter.payload for letter in store.dead_letters()] == [b"new", b"recent"]
+    assert store.purge_dead_letters(now - timedelta(days=30)) == 0
