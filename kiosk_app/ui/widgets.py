@@ -75,15 +75,26 @@ class CardButton(ButtonBehavior, BoxLayout):  # type: ignore[misc]
     selected = BooleanProperty(False)
 
 
-class Smiley(Widget):  # type: ignore[misc]
-    """A face for a rating (1 very dissatisfied .. 4 very satisfied): coloured disc, white features."""
+class _Drawn(Widget):  # type: ignore[misc]
+    """A widget drawn on its canvas by `_draw`, again whenever its place, its size or one of the properties
+    named in `redraw_on` changes."""
 
-    rating = NumericProperty(3)
+    redraw_on: tuple[str, ...] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.bind(pos=self._draw, size=self._draw, rating=self._draw)
+        self.bind(pos=self._draw, size=self._draw, **dict.fromkeys(self.redraw_on, self._draw))
         self._draw()
+
+    def _draw(self, *_args: Any) -> None:
+        raise NotImplementedError
+
+
+class Smiley(_Drawn):
+    """A face for a rating (1 very dissatisfied .. 4 very satisfied): coloured disc, white features."""
+
+    rating = NumericProperty(3)
+    redraw_on = ("rating",)
 
     def _draw(self, *_args: Any) -> None:
         rating = int(self.rating)
@@ -126,15 +137,11 @@ FLAG_STRIPES: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
 }
 
 
-class Flag(Widget):  # type: ignore[misc]
+class Flag(_Drawn):
     """A language's flag at 3:2 inside the widget, with a thin grey outline."""
 
     language = StringProperty("fr")
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bind(pos=self._draw, size=self._draw, language=self._draw)
-        self._draw()
+    redraw_on = ("language",)
 
     def _draw(self, *_args: Any) -> None:
         w = min(self.width, self.height * 1.5)
@@ -184,18 +191,11 @@ def _union_flag(x0: float, y0: float, w: float, h: float) -> None:
     Rectangle(pos=(x0, y0 + h / 2 - 3 * unit), size=(w, 6 * unit))
 
 
-class _Icon(Widget):  # type: ignore[misc]
+class _Icon(_Drawn):
     """A pictogram in one colour, drawn again whenever its place, size or colour changes."""
 
     colour = ColorProperty(palette.rgba(palette.BLUE_FRANCE))
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bind(pos=self._draw, size=self._draw, colour=self._draw)
-        self._draw()
-
-    def _draw(self, *_args: Any) -> None:
-        raise NotImplementedError
+    redraw_on = ("colour",)
 
 
 class SpeakerIcon(_Icon):
@@ -244,15 +244,11 @@ class MicIcon(_Icon):
             Line(points=[cx - s * 0.16, y0 + s * 0.1, cx + s * 0.16, y0 + s * 0.1], width=width, cap="round")
 
 
-class LevelMeter(Widget):  # type: ignore[misc]
+class LevelMeter(_Drawn):
     """A horizontal bar showing the microphone level (0..1); redrawn only when the level changes."""
 
     level = NumericProperty(0.0)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bind(pos=self._draw, size=self._draw, level=self._draw)
-        self._draw()
+    redraw_on = ("level",)
 
     def _draw(self, *_args: Any) -> None:
         level = min(1.0, max(0.0, float(self.level)))
