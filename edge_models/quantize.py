@@ -189,10 +189,7 @@ def store_int8(path: Path) -> int:
                     _write_variable(
                         out, variable.name, variable.shape, variable.dtype, _chunks(source, variable.nbytes)
                     )
-            out.write(struct.pack("<I", len(table.aliases)))
-            for alias, target in table.aliases:
-                _write_string(out, alias)
-                _write_string(out, target)
+            _write_aliases(out, table.aliases)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
@@ -214,10 +211,7 @@ def write_model(
         _write_header(out, placeholder, len(variables))
         for name, array in variables:
             _write_variable(out, name, tuple(array.shape), str(array.dtype), array.tobytes())
-        out.write(struct.pack("<I", len(aliases)))
-        for alias, target in aliases:
-            _write_string(out, alias)
-            _write_string(out, target)
+        _write_aliases(out, aliases)
 
 
 def _quantized_blocks(source: IO[bytes], variable: Variable, scales: list[npt.NDArray[np.float32]]) -> Iterator[bytes]:
@@ -263,6 +257,13 @@ def _write_variable(
     out.write(struct.pack("<BI", DTYPES.index(dtype), _ITEM_SIZE[dtype] * _product(shape)))
     for block in [data] if isinstance(data, bytes) else data:
         out.write(block)
+
+
+def _write_aliases(out: IO[bytes], aliases: tuple[tuple[str, str], ...]) -> None:
+    out.write(struct.pack("<I", len(aliases)))
+    for alias, target in aliases:
+        _write_string(out, alias)
+        _write_string(out, target)
 
 
 def _write_string(out: IO[bytes], text: str) -> None:
