@@ -25,17 +25,11 @@ from typing import Any
 
 import click
 
+from bench.kiosk import memory_mb
 from bench.results_file import machine, out_option
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("as-shipped", "int8")
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def load_child(bundle: Path, threads: int) -> None:
@@ -46,11 +40,11 @@ def load_child(bundle: Path, threads: int) -> None:
     from edge_models.audio import read_wav
     from edge_models.samples import FRENCH_SAMPLE
 
-    baseline = _status_mb("VmHWM")
+    baseline = memory_mb(os.getpid(), "VmHWM")
     started = time.perf_counter()
     model = faster_whisper.WhisperModel(str(bundle), device="cpu", compute_type="int8", cpu_threads=threads)
     load_s = time.perf_counter() - started
-    peak, rss = _status_mb("VmHWM"), _status_mb("VmRSS")
+    peak, rss = memory_mb(os.getpid(), "VmHWM"), memory_mb(os.getpid(), "VmRSS")
     audio = read_wav(FRENCH_SAMPLE).astype(np.float32)
     segments, _info = model.transcribe(audio, language="fr", beam_size=1, vad_filter=False)
     text = " ".join(segment.text.strip() for segment in segments)
