@@ -110,6 +110,8 @@ def _parse_payload(payload: bytes, max_payload_bytes: int) -> dict[str, Any]:
         raise _DeadLetterOnly(f"payload is not JSON ({error.msg} at {where})") from None
     except RecursionError:
         raise _DeadLetterOnly("payload is not usable JSON (nested too deeply)") from None
+    except ValueError as error:  # what json itself refuses to build, e.g. an integer of over 4300 digits
+        raise _DeadLetterOnly(f"payload is not usable JSON ({str(error)[:200]})") from None
     if not isinstance(document, dict):
         raise _DeadLetterOnly(f"payload is a JSON {type(document).__name__}, not a Batch object")
     return document

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 
 from platform_ingest.consumer import handle
 from platform_ingest.settings import IngestSection
-from platform_ingest.store import Store, StoreError
+from platform_ingest.store import DeadLetter, Store, StoreError
 from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
@@ -251,10 +251,18 @@ class IngestService:
                 message_topic = message.topic
             except UnicodeDecodeError:
                 message_topic = bytes(message._topic).decode("utf-8", "replace")
+            payload = bytes(message.payload)
             try:
-                outcome = handle(
-                    message_topic, bytes(message.payload), store, max_payload_bytes=settings.max_payload_bytes
-                )
+                outcome = handle(message_topic, payload, store, max_payload_bytes=settings.max_payload_bytes)
+            except StoreError as error:
+                state.failure = error  # not acknowledged: delivered again once the store is back
+                return
+            except Exception as error:
+                # handle() never raises on a payload; if a payload still makes it raise, it must not come
+                # back again and again and stop ingest for every terminal: keep it and let it go.
+                self._dead_letter_unforeseen(store, state, client, message, message_topic, payload, error)
+                return
+            try:
                 self.handled += 1
                 if outcome.ack is None or outcome.ack_topic is None:
                     client.ack(message.mid, message.qos)
@@ -281,6 +289,25 @@ class IngestService:
         client.on_subscribe = on_subscribe
         client.on_message = on_message
         return client
+
+    def _dead_letter_unforeseen(
+        self,
+        store: Store,
+        state: _SessionState,
+        client: mqtt.Client,
+        message: mqtt.MQTTMessage,
+        message_topic: str,
+        payload: bytes,
+        error: Exception,
+    ) -> None:
+        logger.exception("handling %d byte(s) from %r failed; dead-lettered", len(payload), message_topic[:200])
+        try:
+            store.add_dead_letter(DeadLetter(message_topic, payload, f"internal error ({type(error).__name__})"))
+        except Exception as store_error:  # nowhere to keep it: not acknowledged, delivered again later
+            state.failure = store_error
+            return
+        self.handled += 1
+        client.ack(message.mid, message.qos)
 
     def _session(self, store: Store, stop: threading.Event) -> None:
         settings = self.settings

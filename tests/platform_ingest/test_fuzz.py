@@ -82,3 +82,47 @@ def test_arbitrary_payloads_never_crash_and_are_answered_or_dead_lettered(topic:
             assert outcome.dead_letter is not None, "a rejection always leaves a dead letter"
         else:
             assert is_valid_batch_for(topic, payload), "only a valid batch is accepted without a word"
+
+
+BATCH_ID = '"batch_id":"6a2cf324-b993-4c16-a7b0-6bc54d23d53e"'
+
+
+@st.composite
+def parser_limits(draw: st.DrawFn) -> bytes:
+    """Batch-shaped payloads that trip a limit of the JSON parser or of what Python builds from it."""
+    kind = draw(st.sampled_from(["big_integer", "deep", "long_string", "huge_float", "bad_utf8", "surrogate"]))
+    if kind == "big_integer":
+        value = draw(st.sampled_from(["", "-"])) + "7" * draw(st.integers(4301, 60_000))
+    elif kind == "deep":
+        depth = draw(st.integers(1_000, 200_000))
+        value = "[" * depth + "]" * draw(st.sampled_from([depth, 0]))
+    elif kind == "long_string":
+        value = '"' + "é" * draw(st.integers(100_000, 600_000)) + '"'
+    elif kind == "huge_float":
+        value = draw(st.sampled_from(["1e400", "-1e400", "1e-400", "NaN", "Infinity", "-Infinity", "1" * 400 + ".5"]))
+    elif kind == "surrogate":
+        value = '"\\ud800\\udc00\\ud800"'
+    else:
+        value = '"' + draw(st.binary(min_size=1, max_size=20)).hex() + '"'
+    where = draw(st.sampled_from(["n", "records", "sent_at", "site_id"]))
+    payload = ("{" + BATCH_ID + f',"{where}":' + value + "}").encode()
+    if kind == "bad_utf8":
+        payload = payload[:-2] + b"\xff\xfe" + payload[-2:]
+    return payload
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(payload=parser_limits())
+def test_payloads_past_the_parsers_limits_are_dead_lettered_without_raising(payload: bytes) -> None:
+    with SqliteStore(":memory:") as store:
+        outcome = handle(batch_topic(), payload, store, max_payload_bytes=len(payload))
+        assert outcome.dead_letter is not None
+        assert store.record_count() == 0 and len(store.dead_letters()) == 1
+
+
+def test_the_integer_that_stopped_ingest_is_dead_lettered() -> None:
+    payload = ("{" + BATCH_ID + ',"n":' + "7" * 5000 + "}").encode()
+    with SqliteStore(":memory:") as store:
+        outcome = handle("borne/v1/s/d/batch", payload, store)
+    assert outcome.ack is None and outcome.dead_letter is not None
+    assert "Exceeds the limit" in outcome.dead_letter

@@ -113,6 +113,50 @@ def test_garbage_is_dead_lettered_and_ingest_goes_on(
         assert {letter.payload[:5] for letter in store.dead_letters()} == {b"\xff not", b"[[[[["}
 
 
+def test_the_payloads_that_once_stopped_ingest_are_dead_lettered_and_the_next_batch_stored(
+    broker: Broker, pki: TestPKI, device: Device, tmp_path: Path
+) -> None:
+    db = sqlite_url(tmp_path / "ingest.db")
+    good = make_batch(count=1)
+    big_integer = b'{"batch_id":"6a2cf324-b993-4c16-a7b0-6bc54d23d53e","n":' + b"7" * 5000 + b"}"
+    with running_ingest(ingest_section(broker, pki, db)) as service:
+        device.publish(big_integer)
+        device.publish(good)
+        assert device.ack_for(good.batch_id).accepted == [good.records[0].record_id]
+        assert service.handled == 2  # each message once: the first was not delivered again and again
+    with open_store(db) as store:
+        letters = store.dead_letters()
+        assert [letter.payload for letter in letters] == [big_integer]
+        assert "not usable JSON" in letters[0].reason
+
+
+def test_a_payload_that_still_makes_handling_fail_is_dead_lettered_once_not_redelivered(
+    broker: Broker, pki: TestPKI, device: Device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import platform_ingest.service
+
+    real_handle = platform_ingest.service.handle
+
+    def handle(message_topic: str, payload: bytes, store: Store, **kwargs: Any) -> Any:
+        if payload.startswith(b"poison"):
+            raise OverflowError("a limit nobody foresaw")
+        return real_handle(message_topic, payload, store, **kwargs)
+
+    monkeypatch.setattr(platform_ingest.service, "handle", handle)
+    db = sqlite_url(tmp_path / "ingest.db")
+    good = make_batch(count=1)
+    with running_ingest(ingest_section(broker, pki, db)) as service:
+        device.publish(b"poison pill")
+        device.publish(good)
+        assert device.ack_for(good.batch_id).accepted == [good.records[0].record_id]
+        time.sleep(1.0)  # a redelivery of the poison would show up as more handled messages
+        assert service.handled == 2
+    with open_store(db) as store:
+        assert [(letter.payload, letter.reason) for letter in store.dead_letters()] == [
+            (b"poison pill", "internal error (OverflowError)")
+        ]
+
+
 def test_two_consumers_in_one_share_group_split_the_batches(
     broker: Broker, pki: TestPKI, device: Device, db_url: str
 ) -> None:
