@@ -270,21 +270,18 @@ class Job:
 
 
 class TranscriberWorker:
-    """Runs `transcribe` on phrases in order on one background thread, calling `on_result` per phrase.
+    """Runs `decode` on jobs in order on one background thread, calling `on_result` per job.
 
-    A job cancelled before its turn is skipped without a call. The phrase buffer is zeroed once
-    transcribed or skipped, so no audio outlives its use.
+    A job cancelled before its turn is skipped without a call. The job's audio is zeroed once its
+    result has been handed to `on_result` (or the job skipped), so no audio outlives its use.
     """
 
     def __init__(
         self,
-        transcribe: Callable[[FloatArray], PhraseResult],
+        decode: Callable[[Job], PhraseResult],
         on_result: Callable[[Job, PhraseResult | None, BaseException | None], None],
-        *,
-        transcribe_tentative: Callable[[FloatArray], PhraseResult] | None = None,
     ) -> None:
-        self._transcribe = transcribe
-        self._transcribe_tentative = transcribe_tentative or transcribe
+        self._decode = decode
         self._on_result = on_result
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="borne-asr", daemon=True)
@@ -298,7 +295,7 @@ class TranscriberWorker:
         self._jobs.put(job)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until every submitted phrase is done; False on timeout."""
+        """Block until every submitted job is done; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
@@ -313,19 +310,16 @@ class TranscriberWorker:
                 return
             result: PhraseResult | None = None
             error: BaseException | None = None
-            skipped = job.cancelled.is_set()
             try:
-                if not skipped:
-                    result = (self._transcribe_tentative if job.tentative else self._transcribe)(job.audio)
-            except Exception as exc:  # reported to the session; the worker keeps running
-                logger.exception("transcription of phrase %d failed", job.index)
-                error = exc
-            finally:
-                job.audio.fill(0.0)
-            try:
-                if not skipped:
+                if not job.cancelled.is_set():
+                    try:
+                        result = self._decode(job)
+                    except Exception as exc:  # reported to the session; the worker keeps running
+                        logger.exception("transcription of phrase %d failed", job.index)
+                        error = exc
                     self._on_result(job, result, error)
             finally:
+                job.audio.fill(0.0)
                 with self._cond:
                     self._pending -= 1
                     self._cond.notify_all()

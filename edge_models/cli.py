@@ -32,6 +32,40 @@ from edge_models.options import DEFAULT_MODEL_NAME, DEFAULT_MODELS_DIR, VoiceOpt
 
 logger = logging.getLogger(__name__)
 
+
+def voice_options(config_path: Path | None, **overrides: object) -> VoiceOptions:
+    """The `[voice]` settings the kiosk would use: `config_path` (default /etc/borne/borne.toml if it
+    exists), `BORNE_VOICE__*` environment variables, then `overrides` (command-line values; None: unset).
+
+    Raises `click.ClickException` naming the file or variable, the key, the value and what is expected.
+    """
+    from pydantic import Field
+
+    from sync_agent.settings import BorneSettings, SettingsError
+
+    class VoiceSettings(BorneSettings):
+        voice: VoiceOptions = Field(default_factory=VoiceOptions)
+
+    try:
+        options = VoiceSettings.load(config_path).voice
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return VoiceOptions.model_validate(options.model_dump() | given) if given else options
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:  # pydantic's ValidationError: a command-line value out of range
+        raise click.ClickException(f"invalid voice option: {exc}") from None
+
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="BORNE_CONFIG",
+    default=None,
+    help="Settings file whose [voice] section is used (BORNE_VOICE__* variables override it) "
+    "[default: /etc/borne/borne.toml if it exists, else built-in defaults].",
+)
+
 _models_dir_option = click.option(
     "--models-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -55,7 +89,13 @@ def _advance(bar: Any) -> Callable[[int], None]:
     default=None,
     help=f"Model bundle directory [default: MODELS_DIR/{DEFAULT_MODEL_NAME}].",
 )
-@_models_dir_option
+@click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Directory holding the model bundles [default: the settings' voice.models_dir, {DEFAULT_MODELS_DIR}].",
+)
+@_config_option
 @click.option("--realtime", is_flag=True, help="Feed the audio at real-time pace, as a microphone would.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="CPU threads for Whisper.")
@@ -63,7 +103,8 @@ def _advance(bar: Any) -> Callable[[int], None]:
 def transcribe(
     files: tuple[Path, ...],
     model_dir: Path | None,
-    models_dir: Path,
+    models_dir: Path | None,
+    config_path: Path | None,
     realtime: bool,
     as_json: bool,
     threads: int | None,
@@ -71,9 +112,12 @@ def transcribe(
 ) -> None:
     """Transcribe WAV FILES with the kiosk's voice pipeline (VAD, phrases, Whisper, guard).
 
-    The text is the pipeline's final text after the hallucination guard, before moderation. With
-    --json: `file`, `text`, `duration_s`, `processing_s`, and with --realtime `latency_after_end_s`
-    (from the last audio frame fed to the final text).
+    The pipeline runs with the kiosk's [voice] settings (--config, BORNE_VOICE__SEGMENTER__PAUSE_S=0.6
+    and the like), so a setting can be tried without code. The text is the pipeline's final text after
+    the hallucination guard, before moderation. With --json: `file`, `text`, `duration_s`,
+    `processing_s`, `phrases`, `dropped` (phrases the guard finally rejected, per reason), `lost_s`
+    (their seconds of audio), `confidence`, and with --realtime `latency_after_end_s` (from the last
+    audio frame fed to the final text).
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from edge_models.asr import WhisperTranscriber
@@ -81,12 +125,7 @@ def transcribe(
     from edge_models.pipeline import VoiceSession
     from edge_models.vad import SileroVad
 
-    overrides: dict[str, object] = {"models_dir": models_dir}
-    if threads is not None:
-        overrides["threads"] = threads
-    if beam_size is not None:
-        overrides["beam_size"] = beam_size
-    options = VoiceOptions.model_validate(overrides)
+    options = voice_options(config_path, models_dir=models_dir, threads=threads, beam_size=beam_size)
     bundle = model_dir or options.model_dir
     try:
         transcriber = WhisperTranscriber(bundle, options)
@@ -100,9 +139,7 @@ def transcribe(
             raise click.ClickException(f"{path}: cannot read as WAV ({exc})") from exc
         duration = source.duration_s
         started = time.perf_counter()
-        final = VoiceSession(
-            source, transcriber.transcribe, options, vad=vad, transcribe_tentative=transcriber.transcribe_tentative
-        ).run()
+        final = VoiceSession.of(source, transcriber, options, vad=vad).run()
         processing = time.perf_counter() - started
         if as_json:
             record: dict[str, object] = {
@@ -110,6 +147,10 @@ def transcribe(
                 "text": final.text,
                 "duration_s": round(duration, 3),
                 "processing_s": round(processing, 3),
+                "phrases": final.phrases,
+                "dropped": final.dropped,
+                "lost_s": final.lost_s,
+                "confidence": round(final.confidence, 3),
             }
             if realtime:
                 record["latency_after_end_s"] = round(final.latency_after_end_s or 0.0, 3)

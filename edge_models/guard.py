@@ -2,8 +2,11 @@
 
 Whisper produces fluent text on silence, noise, hum or beeps ("Sous-titres réalisés par la
 communauté d'Amara.org", "Merci d'avoir regardé"). A phrase is dropped on a high no-speech
-probability with a low log-probability, a very low log-probability, a high compression ratio,
-a repeated n-gram, or when its normalised text is a known phantom phrase.
+probability with a low log-probability, a low log-probability, a high compression ratio, a repeated
+n-gram (a word or a few said again and again, or a sentence said three times), or when its normalised
+text is a known phantom phrase. Speech Whisper cannot place in French (reversed speech, a foreign voice
+in the lobby's babble) comes out as fluent French with an average log-probability below about −0.7,
+where French speech, even in lobby noise, stays above about −0.55 (measured: docs/voice.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from edge_models.options import GuardOptions
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+SENTENCE_WORDS = 3  # a run of this many words or more, said again and again, is a loop, not speech
 
 
 def normalize_phrase(text: str) -> str:
@@ -24,9 +28,9 @@ def normalize_phrase(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", no_accents).split())
 
 
-def repeated_ngram(words: list[str], max_repeats: int, max_n: int = 4) -> bool:
-    """True if some n-gram (n ≤ max_n) occurs `max_repeats` times in a row."""
-    for n in range(1, max_n + 1):
+def repeated_ngram(words: list[str], max_repeats: int, max_n: int = 4, min_n: int = 1) -> bool:
+    """True if some n-gram (min_n ≤ n ≤ max_n) occurs `max_repeats` times in a row."""
+    for n in range(min_n, max_n + 1):
         for start in range(len(words) - n * max_repeats + 1):
             gram = words[start : start + n]
             if all(words[start + k * n : start + (k + 1) * n] == gram for k in range(1, max_repeats)):
@@ -61,7 +65,10 @@ class HallucinationGuard:
             return Verdict(False, "low_logprob")
         if compression_ratio > opt.max_compression_ratio:
             return Verdict(False, "compression_ratio")
-        if repeated_ngram(normal.split(), opt.max_repeats):
+        words = normal.split()
+        if repeated_ngram(words, opt.max_repeats) or repeated_ngram(
+            words, opt.max_sentence_repeats, max_n=len(words) // 2, min_n=SENTENCE_WORDS
+        ):
             return Verdict(False, "repetition")
         return Verdict(True, "ok")
 

@@ -69,13 +69,17 @@ class SegmenterOptions(BaseModel):
         0.5, gt=0.0, le=5.0, description="Silence that ends a phrase (seconds); the phrase is transcribed."
     )
     long_phrase_s: float = Field(
-        3.0,
+        8.0,
         gt=0.0,
         le=30.0,
-        description="Once a phrase is this long, a shorter pause (short_pause_s) ends it, to keep the tail short.",
+        description=(
+            "Once a phrase is this long, a shorter pause (short_pause_s) ends it. Whisper is more accurate on "
+            "long phrases (whole sentences, with their context); the last phrase's decoding is what the citizen "
+            "waits for."
+        ),
     )
     short_pause_s: float = Field(
-        0.1, gt=0.0, le=5.0, description="Pause that ends a phrase already longer than long_phrase_s (seconds)."
+        0.2, gt=0.0, le=5.0, description="Pause that ends a phrase already longer than long_phrase_s (seconds)."
     )
     speculate_after_s: float = Field(
         0.15,
@@ -135,13 +139,16 @@ class GuardOptions(BaseModel):
         description="Average log-probability below which a high no-speech probability drops the phrase.",
     )
     min_avg_logprob: float = Field(
-        -1.2, le=0.0, description="Drop a phrase whose average token log-probability is below this."
+        -0.8, le=0.0, description="Drop a phrase whose average token log-probability is below this."
     )
     max_compression_ratio: float = Field(
         2.4, gt=0.0, description="Drop a phrase whose gzip compression ratio is above this (repetitive text)."
     )
     max_repeats: int = Field(
         4, ge=2, description="Drop a phrase where one n-gram (1 to 4 words) repeats this many times in a row."
+    )
+    max_sentence_repeats: int = Field(
+        3, ge=2, description="Drop a phrase where a run of 3 words or more repeats this many times in a row."
     )
     phantom_phrases: tuple[str, ...] = Field(
         DEFAULT_PHANTOM_PHRASES, description="Whisper phantom texts; a phrase equal to one is dropped."

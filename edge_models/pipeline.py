@@ -4,7 +4,13 @@ Each phrase is transcribed on the worker thread as soon as a pause ends it, whil
 talking, so the final text is ready shortly after the last phrase. A short phrase is transcribed
 speculatively a moment into its pause (the segmenter's `Tentative`): its text is shown at once and
 stands when the pause turns out to end the phrase; if the citizen goes on talking, that result is
-discarded (or the job skipped if it has not run yet) and the whole phrase is transcribed. Events:
+discarded (or the job skipped if it has not run yet) and the whole phrase is transcribed.
+
+No phrase is lost in between: a speculation confirmed by its phrase waits for its result whatever
+comes next, and is decoded again from the phrase's own audio if that result is unusable. A phrase the
+guard rejects as a possible fragment (low log-probability, loop) is decoded once more joined to the
+next phrase; what is finally rejected is counted in `FinalText.dropped` and `lost_s` and lowers its
+`confidence`. Events:
 
 - `MicStatus` when the source's state changes (no device, disconnected, ready…);
 - `PartialText` after each phrase or speculative result (the text so far), from the worker thread;
@@ -24,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edge_models.asr import Job, PhraseResult, TranscriberWorker, require
+from edge_models.asr import Job, PhraseResult, TranscriberWorker, WhisperTranscriber, require
 from edge_models.audio import AudioSource, SourceState
 from edge_models.guard import HallucinationGuard, Verdict
 from edge_models.options import FRAME_SAMPLES, SAMPLE_RATE, VoiceOptions
@@ -62,22 +68,46 @@ class FinalText:
     errors: int = 0
     latency_after_end_s: float | None = None  # last audio block fed → final text
     speech_end_s: float | None = None  # audio time at the end of the last speech frame (None: no speech)
-    confidence: float = 0.0  # exp of the mean average log-probability of the kept phrases (0 with none)
+    confidence: float = 0.0  # exp(mean log-probability of the kept phrases) × the share of phrase audio kept
+    lost_s: float = 0.0  # seconds of phrase audio whose text the guard finally rejected
 
 
 VoiceEvent = MicStatus | PartialText | FinalText
 Transcribe = Callable[["FloatArray"], PhraseResult]
 
 
+def confidence(logprobs: list[float], kept_share: float) -> float:
+    """exp of the mean average log-probability of the kept phrases, times the share of phrase audio
+    whose text was kept: a comment with words lost to the guard is worth less (0 with no phrase kept)."""
+    if not logprobs:
+        return 0.0
+    return math.exp(sum(logprobs) / len(logprobs)) * kept_share
+
+
+# Rejections that may be a fragment decoded without its neighbour, not noise: tried again joined to the next phrase.
+RETRYABLE = frozenset({"low_logprob", "compression_ratio", "repetition"})
+
+
+@dataclass
+class _Held:
+    """A phrase the guard rejected, kept to be decoded again joined to the next phrase before it counts as lost."""
+
+    index: int
+    audio: FloatArray
+    reason: str
+
+
 @dataclass
 class _Speculation:
-    """A tentative job for one phrase index; `confirmed` once the phrase ended with the same speech."""
+    """A tentative job for phrase `job.index`. Once its phrase ended with the same speech it is
+    `confirmed`, and the phrase's own audio waits in `audio` until the tentative's result is in."""
 
     job: Job
     speech_frames: int
-    confirmed: bool = False
     arrived: bool = False
     result: PhraseResult | None = None
+    held: _Held | None = None  # the held phrase the tentative was decoded joined to
+    audio: FloatArray | None = None
 
 
 class VoiceSession:
@@ -102,13 +132,31 @@ class VoiceSession:
         self._vad = vad
         self._guard = HallucinationGuard(options.guard)
         self._lock = threading.Lock()
+        self._worker: TranscriberWorker | None = None
         self._kept: dict[int, str] = {}
-        self._speculation: _Speculation | None = None  # at most one phrase is in its pause at a time
+        self._speculation: _Speculation | None = None  # the phrase in its pause, not ended yet
+        self._confirmed: dict[int, _Speculation] = {}  # ended phrases whose tentative result is still due
+        self._held: _Held | None = None
+        self._joined_to: dict[int, _Held] = {}  # id(job) → the held phrase that job was decoded joined to
         self._logprobs: list[float] = []
         self._done = 0
         self._dropped: dict[str, int] = {}
+        self._kept_s = 0.0
+        self._lost_s = 0.0
         self._errors = 0
         source.on_state = self._source_state
+
+    @classmethod
+    def of(
+        cls,
+        source: AudioSource,
+        transcriber: WhisperTranscriber,
+        options: VoiceOptions,
+        on_event: Callable[[VoiceEvent], None] | None = None,
+        vad: SileroVad | None = None,
+    ) -> VoiceSession:
+        """A session decoding with `transcriber` (its speculative decodings never take the full window)."""
+        return cls(source, transcriber.transcribe, options, on_event, vad, transcriber.transcribe_tentative)
 
     def stop(self) -> None:
         """End the session now (the citizen tapped "done"); phrases already heard are transcribed."""
@@ -117,38 +165,89 @@ class VoiceSession:
     def _source_state(self, state: SourceState, detail: str) -> None:
         self._on_event(MicStatus(state, detail))
 
-    def _on_result(self, job: Job, result: PhraseResult | None, error: BaseException | None) -> None:
+    # -- on the worker thread ---------------------------------------------------------------------
+
+    def _decode(self, job: Job) -> PhraseResult:
+        """Decode a job's phrase, joined to the phrase before it if the guard held that one back."""
+        np: Any = require("numpy")
         with self._lock:
-            speculation = self._speculation
-            if job.tentative:
+            held = self._held if self._held is not None and self._held.index < job.index else None
+        decode = self._transcribe_tentative if job.tentative else self._transcribe
+        if held is None:
+            return decode(job.audio)
+        joined = np.concatenate([held.audio, job.audio])
+        try:
+            result = decode(joined)
+        finally:
+            joined.fill(0.0)
+        with self._lock:
+            self._joined_to[id(job)] = held
+        return result
+
+    def _on_result(self, job: Job, result: PhraseResult | None, error: BaseException | None) -> None:
+        redo: Job | None = None
+        with self._lock:
+            held = self._joined_to.pop(id(job), None)
+            if not job.tentative:
+                self._accept(job.index, result, job.audio, held)
+            elif (confirmed := self._confirmed.get(job.index)) is not None and confirmed.job is job:
+                del self._confirmed[job.index]
+                assert confirmed.audio is not None  # noqa: S101 - set when it was confirmed
+                if result is not None and not result.settled:
+                    redo = Job(job.index, confirmed.audio)  # unusable: decode the phrase itself
+                else:
+                    self._accept(job.index, result, confirmed.audio, held)
+                    confirmed.audio.fill(0.0)
+            else:
+                speculation = self._speculation
                 if speculation is None or speculation.job is not job:
                     return  # speech resumed after this job started: its text is stale
                 if result is not None and not result.settled:
                     self._speculation = None  # unusable: the phrase is transcribed in full when it ends
                     return
-                speculation.arrived, speculation.result = True, result
-                if speculation.confirmed:
-                    self._speculation = None
-                    self._accept(job.index, result)
-            else:
-                self._accept(job.index, result)
+                speculation.arrived, speculation.result, speculation.held = True, result, held
             text = self._joined()
             done = self._done
+        if redo is not None:
+            assert self._worker is not None  # noqa: S101 - results only come from the running worker
+            self._worker.submit(redo)
+            return
         self._on_event(PartialText(text, done))
 
-    def _accept(self, index: int, result: PhraseResult | None) -> None:
-        """The final result for phrase `index` (called with the lock held)."""
+    # -- with the lock held -----------------------------------------------------------------------
+
+    def _accept(self, index: int, result: PhraseResult | None, audio: FloatArray, held: _Held | None) -> None:
+        """The final result for phrase `index` (whose audio is `audio`), decoded joined to `held` if set."""
         self._done += 1
+        if held is not None and self._held is held:
+            self._held = None
         if result is None:
             self._errors += 1
+            self._lost(held)
             return
         verdict = self._verdict(result)
         if verdict.keep:
             self._kept[index] = result.text.strip()
             self._logprobs.append(result.avg_logprob)
+            self._kept_s += result.duration_s
+            if held is not None:
+                held.audio.fill(0.0)
+            return
+        logger.debug("phrase %d rejected by the guard: %s", index, verdict.reason)
+        self._lost(held)  # joined to its neighbour and still rejected
+        if verdict.reason in RETRYABLE and self._held is None:
+            self._held = _Held(index, audio.copy(), verdict.reason)  # try it again with the next phrase
         else:
-            self._dropped[verdict.reason] = self._dropped.get(verdict.reason, 0) + 1
-            logger.debug("phrase %d dropped by the guard: %s", index, verdict.reason)
+            self._drop(verdict.reason, len(audio) / SAMPLE_RATE)
+
+    def _lost(self, held: _Held | None) -> None:
+        if held is not None:
+            self._drop(held.reason, len(held.audio) / SAMPLE_RATE)
+            held.audio.fill(0.0)
+
+    def _drop(self, reason: str, seconds: float) -> None:
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
+        self._lost_s += seconds
 
     def _verdict(self, result: PhraseResult) -> Verdict:
         return self._guard.check(
@@ -166,6 +265,8 @@ class VoiceSession:
             parts.append(shown.text.strip())
         return " ".join(part for part in parts if part)
 
+    # -- on the thread that runs the session --------------------------------------------------------
+
     def _speculate(self, tentative: Tentative, worker: TranscriberWorker) -> None:
         job = Job(tentative.index, tentative.audio, tentative=True)
         with self._lock:
@@ -177,23 +278,23 @@ class VoiceSession:
     def _phrase(self, phrase: Phrase, worker: TranscriberWorker) -> None:
         """A phrase ended: confirm its speculation if it covers the same speech, else transcribe it."""
         with self._lock:
-            speculation = self._speculation
-            if speculation is not None and speculation.job.index == phrase.index:
-                if speculation.speech_frames == phrase.speech_frames:
+            speculation, self._speculation = self._speculation, None
+            if speculation is not None:
+                same = speculation.job.index == phrase.index and speculation.speech_frames == phrase.speech_frames
+                if same and not speculation.arrived:
+                    speculation.audio = phrase.audio  # final once its result arrives
+                    self._confirmed[phrase.index] = speculation
+                    return
+                if same and speculation.result is not None:
+                    self._accept(phrase.index, speculation.result, phrase.audio, speculation.held)
                     phrase.audio.fill(0.0)
-                    if speculation.arrived:
-                        self._speculation = None
-                        self._accept(phrase.index, speculation.result)
-                    else:
-                        speculation.confirmed = True  # its result is final when it arrives
                     return
                 speculation.job.cancelled.set()
-                self._speculation = None
         worker.submit(Job(phrase.index, phrase.audio))
 
     def _abandon_speculation(self) -> None:
         with self._lock:
-            if self._speculation is not None and not self._speculation.confirmed:
+            if self._speculation is not None:
                 self._speculation.job.cancelled.set()
                 self._speculation = None
 
@@ -203,7 +304,7 @@ class VoiceSession:
         vad = self._vad or SileroVad()
         vad.reset()
         segmenter = Segmenter(opt.segmenter, opt.vad)
-        worker = TranscriberWorker(self._transcribe, self._on_result, transcribe_tentative=self._transcribe_tentative)
+        worker = self._worker = TranscriberWorker(self._decode, self._on_result)
         frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         filled = 0
         consumed = 0
@@ -262,6 +363,9 @@ class VoiceSession:
             if callable(wipe):
                 wipe()
         with self._lock:
+            self._lost(self._held)  # nothing came after it to join it to
+            self._held = None
+            heard = self._kept_s + self._lost_s
             final = FinalText(
                 text=self._joined(),
                 reason=end.reason,
@@ -271,7 +375,8 @@ class VoiceSession:
                 errors=self._errors,
                 latency_after_end_s=time.perf_counter() - last_fed,
                 speech_end_s=speech_end_s,
-                confidence=math.exp(sum(self._logprobs) / len(self._logprobs)) if self._logprobs else 0.0,
+                confidence=confidence(self._logprobs, self._kept_s / heard if heard else 0.0),
+                lost_s=round(self._lost_s, 3),
             )
             self._kept.clear()
             self._logprobs.clear()

@@ -1,8 +1,9 @@
 """Groups 32 ms frames into phrases from their speech probabilities, and decides when a session ends.
 
-A short phrase ends only after `pause_s` of silence (shorter pauses happen inside sentences). So
-that its text is not late by that much, the phrase is also handed out early as a `Tentative` after
-`speculate_after_s` of silence; the `Phrase` that follows says whether it still covers the same
+A phrase ends after `pause_s` of silence (shorter pauses happen inside sentences), or, once it is
+longer than `long_phrase_s`, after `short_pause_s`; it is cut at `max_phrase_s`. So that its text is
+not late by the pause, a phrase shorter than `long_phrase_s` is also handed out early as a `Tentative`
+after `speculate_after_s` of silence; the `Phrase` that follows says whether it still covers the same
 speech (`speech_frames`), in which case the tentative's transcription stands.
 
 Pure logic on numpy buffers the segmenter owns: a phrase is copied out to its consumer, and the
@@ -128,8 +129,8 @@ class Segmenter:
                 self._silence_run += 1
                 if self._silence_run >= self._pause_limit():
                     events.extend(self._end_phrase())
-                elif self._silence_run == self._speculate_frames:
-                    events.extend(self._tentative())
+                elif self._silence_run == self._speculate_frames and not long:
+                    events.extend(self._tentative())  # a long phrase ends on its short pause anyway
             if self._in_phrase and self._used >= self._max_frames * FRAME_SAMPLES:
                 events.extend(self._end_phrase(cut=True))
                 if speech:  # still talking: the next phrase starts right away

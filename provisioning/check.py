@@ -261,13 +261,7 @@ def check_model(ctx: CheckContext) -> CheckResult:
         from edge_models.vad import SileroVad
 
         transcriber = WhisperTranscriber(bundle, options, verify=False)
-        session = VoiceSession(
-            WavFileSource(FRENCH_SAMPLE),
-            transcriber.transcribe,
-            options,
-            vad=SileroVad(),
-            transcribe_tentative=transcriber.transcribe_tentative,
-        )
+        session = VoiceSession.of(WavFileSource(FRENCH_SAMPLE), transcriber, options, vad=SileroVad())
         text = session.run().text
     except (RuntimeError, ImportError, OSError, ValueError) as error:
         return failed(

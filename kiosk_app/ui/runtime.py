@@ -223,7 +223,7 @@ class VoiceRuntime:
         if self._transcriber is None:
             raise RuntimeError("the speech model is not loaded")
         source = MeteredSource(self.audio.make(), on_level)
-        return VoiceSession(source, self._transcriber.transcribe, self.options, on_event=on_event, vad=self._vad)
+        return VoiceSession.of(source, self._transcriber, self.options, on_event=on_event, vad=self._vad)
 
 
 class LevelTest:

@@ -142,7 +142,9 @@ def test_worker_runs_phrases_in_order_and_zeroes_their_audio() -> None:
     def transcribe(audio: np.ndarray) -> PhraseResult:
         return result(f"phrase {int(audio[0])}")
 
-    worker = TranscriberWorker(transcribe, lambda j, r, e: seen.append((j.index, r.text if r else "ERR")))
+    worker = TranscriberWorker(
+        lambda job: transcribe(job.audio), lambda j, r, e: seen.append((j.index, r.text if r else "ERR"))
+    )
     for i, a in enumerate(arrays):
         worker.submit(Job(i, a))
     assert worker.wait_idle(timeout=10)
@@ -164,7 +166,7 @@ def test_worker_survives_a_failing_phrase() -> None:
         with lock:
             seen.append((job.index, e))
 
-    worker = TranscriberWorker(transcribe, on_result)
+    worker = TranscriberWorker(lambda job: transcribe(job.audio), on_result)
     worker.submit(Job(0, np.ones(10, np.float32)))
     worker.submit(Job(1, np.zeros(10, np.float32)))
     assert worker.wait_idle(timeout=10)
@@ -182,7 +184,7 @@ def test_worker_skips_a_job_cancelled_before_its_turn_and_still_zeroes_its_audio
         release.wait(10)
         return result(f"phrase {int(audio[0])}")
 
-    worker = TranscriberWorker(transcribe, lambda job, r, e: seen.append(job.index))
+    worker = TranscriberWorker(lambda job: transcribe(job.audio), lambda job, r, e: seen.append(job.index))
     first, stale, last = (np.full(10, i + 1, dtype=np.float32) for i in range(3))
     worker.submit(Job(0, first))
     assert started.wait(10)  # the worker is busy with job 0

@@ -168,6 +168,18 @@ def test_a_long_phrase_ends_on_a_short_dip() -> None:
     assert late_phrases[0].speech_s == pytest.approx(frames(3.5) * FRAME_S, abs=FRAME_S)
 
 
+def test_by_default_a_breath_cuts_a_phrase_only_after_8_seconds() -> None:
+    breath = [0.0] * frames(0.25)  # between short_pause_s (0.2) and pause_s (0.5)
+    opts = SegmenterOptions()
+    assert (opts.long_phrase_s, opts.short_pause_s, opts.pause_s) == (8.0, 0.2, 0.5)
+    sentence, _ = run([0.9] * frames(6.0) + breath + [0.9] * frames(1.0) + [0.0] * frames(1.0), opts)
+    monologue, _ = run([0.9] * frames(9.0) + breath + [0.9] * frames(1.0) + [0.0] * frames(1.0), opts)
+    assert len([e for e in sentence if isinstance(e, Phrase)]) == 1
+    cut = [e for e in monologue if isinstance(e, Phrase)]
+    assert len(cut) == 2 and cut[0].speech_s == pytest.approx(9.0, abs=2 * FRAME_S)
+    assert not [e for e in monologue if isinstance(e, Tentative) and e.index == 0]  # no speculation past 8 s
+
+
 # -- speculation: a short phrase is handed out early, a moment into its pause --------------------
 
 

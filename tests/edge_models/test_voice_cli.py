@@ -110,7 +110,10 @@ def test_transcribe_json_realtime_as_a_real_program(whisper_bundle: Path) -> Non
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [Path(o["file"]).name for o in lines] == [Path(c["file"]).name for c in clips]
     for obj, clip in zip(lines, clips, strict=True):
-        assert set(obj) == {"file", "text", "duration_s", "processing_s", "latency_after_end_s"}
+        keys = {"file", "text", "duration_s", "processing_s", "phrases", "dropped", "lost_s", "confidence"}
+        assert set(obj) == keys | {"latency_after_end_s"}
+        assert obj["phrases"] >= 1 and obj["dropped"] == {} and obj["lost_s"] == 0.0
+        assert 0 < obj["confidence"] <= 1
         assert obj["duration_s"] == pytest.approx(clip["duration_s"], abs=0.05)
         assert obj["processing_s"] >= obj["duration_s"]  # fed at real-time pace
         assert obj["latency_after_end_s"] >= 0
@@ -125,6 +128,33 @@ def test_transcribe_plain_text_output(runner: CliRunner, whisper_bundle: Path) -
     assert res.exit_code == 0, res.output
     assert res.output.startswith(f"{clip['path']}: ")
     assert "numéro" in res.output
+
+
+def test_transcribe_reads_the_voice_settings_file_and_environment(
+    runner: CliRunner, whisper_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = next(c for c in speech_clips() if c["file"].endswith("vm-nonumber.wav"))
+    args = ["transcribe", "--model", str(whisper_bundle), "--json", str(clip["path"])]
+    settings = tmp_path / "borne.toml"
+    settings.write_text("[voice.segmenter]\nmin_speech_s = 4.0\n")  # the clip has less speech than that
+    res = runner.invoke(cli, [*args[:1], "--config", str(settings), *args[1:]])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["text"] == "" and json.loads(res.output)["phrases"] == 0
+    monkeypatch.setenv("BORNE_VOICE__SEGMENTER__MIN_SPEECH_S", "0.25")  # the environment wins over the file
+    res = runner.invoke(cli, [*args[:1], "--config", str(settings), *args[1:]])
+    assert "numéro" in json.loads(res.output)["text"]
+
+
+def test_transcribe_names_a_bad_voice_setting_and_its_fix(runner: CliRunner, tmp_path: Path) -> None:
+    settings = tmp_path / "borne.toml"
+    settings.write_text("[voice]\nbeam_size = 0\n")
+    clip = speech_clips()[0]["path"]
+    res = runner.invoke(cli, ["transcribe", "--config", str(settings), "--models-dir", str(tmp_path), str(clip)])
+    assert res.exit_code != 0
+    assert f"{settings}: voice.beam_size = 0" in res.output and "greater than or equal to 1" in res.output
+    settings.write_text("[voice.segmenter]\npause = 0.4\n")
+    res = runner.invoke(cli, ["transcribe", "--config", str(settings), "--models-dir", str(tmp_path), str(clip)])
+    assert "voice.segmenter.pause" in res.output and "unknown key" in res.output
 
 
 def test_every_voice_command_has_help(runner: CliRunner) -> None:
