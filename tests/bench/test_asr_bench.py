@@ -15,3 +15,47 @@ def test_the_text_is_complete_when_it_last_became_the_final_text() -> None:
 def test_without_a_matching_partial_the_final_event_time_counts() -> None:
     assert complete_text_at([(1.0, "bonjour")], "bonjour madame", default=9.0) == 9.0
     assert complete_text_at([], "", default=9.0) == 9.0
+
+
+def test_chunks_close_at_the_first_pause_after_three_seconds() -> None:
+    from bench.asr import chunk_bounds
+
+    speech = [{"start": 0, "end": 16000}, {"start": 20000, "end": 50000}, {"start": 52000, "end": 60000}]
+    assert chunk_bounds(speech, 70000, 48000, 1600) == [(0, 51600), (50400, 61600)]
+    assert chunk_bounds([], 1000, 48000, 1600) == []
+
+
+def test_the_summary_reports_wer_per_set_and_corpus_latency_and_phantoms() -> None:
+    from bench.asr import summarise, table
+
+    def row(set_: str, corpus: str, ref: str, hyp: str, latency: float) -> dict[str, object]:
+        return {
+            "source": "verify",
+            "set": set_,
+            "corpus": corpus,
+            "name": f"{set_}-{corpus}-{ref}",
+            "duration_s": 2.0,
+            "reference": ref,
+            "text": hyp,
+            "latency_after_speech_s": latency,
+            "compute_s": 0.5,
+        }
+
+    rows = [
+        row("clips", "asterisk", "un deux trois quatre", "un deux trois quatre", 0.4),
+        row("clips", "fleurs", "un deux", "un", 0.6),
+        row("monologues", "asterisk", "bonjour madame", "bonjour madame", 0.5),
+        row("non_speech", "synthetic", "", "merci d'avoir regardé", 0.0),
+        row("non_speech", "synthetic", "", "", 0.0),
+    ]
+    summary = summarise({"rows": rows, "peak_rss_mb": 300.0})
+    assert summary["wer"]["verify/clips"] == round(1 / 6, 4)
+    assert summary["wer"]["verify/clips/fleurs"] == 0.5 and summary["wer"]["verify/clips/asterisk"] == 0.0
+    assert summary["latency_after_speech_p95_s"]["verify/clips"] == 0.59
+    assert "verify/non_speech" not in summary["wer"]
+    assert summary["phantoms"]["verify/non_speech"] == ["non_speech-synthetic-"]
+    assert summary["real_time_factor"] == 0.25
+    lines = table({"pipeline": summary, "plain": summary})
+    assert lines[0].split() == ["metric", "pipeline", "plain"]
+    assert any(line.startswith("WER verify/clips ") and "16.7%" in line for line in lines)
+    assert any(line.startswith("phantom texts verify/non_speech") and line.split()[-1] == "1" for line in lines)
