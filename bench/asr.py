@@ -1,7 +1,7 @@
 """`borne bench asr`: the voice pipeline against plain faster-whisper and a chunked faster-whisper, on
 speech that looks like the use: clips, 20–40 s monologues, the same in lobby noise, and non-speech.
 
-The sets (`bench.speech_sets`) are built from the shared French fixtures and split in two halves: the
+The sets (`bench.speech_sets`) are built from the French fixtures in bench/data and split in two halves: the
 pipeline's settings were tuned on ``tune``, the figures to quote are on ``verify`` (the default) and on
 the blind set (`bench.speech_blind`: recordings nobody tuned on, built from Debian's packages when they
 are installed).

@@ -1,4 +1,4 @@
-"""Development speech sets that look like the use, built in memory from the shared French fixtures.
+"""Development speech sets that look like the use, built in memory from the French fixtures (bench/data).
 
 A citizen at the terminal speaks 20–40 s in one go, with breath pauses, in a lobby. The 35 fixture
 clips are mostly single short phrases, so from them, deterministically, this module builds four sets:
@@ -43,22 +43,23 @@ from bench.speech_mix import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "fixtures"
-TEST_FIXTURES = REPO / "tests" / "fixtures"
+FIXTURES = {
+    "fr_speech": REPO / "bench" / "data" / "fr_speech",  # all 35 shared clips, whatever the checkout
+    "multi_speech": REPO / "tests" / "fixtures" / "multi_speech",
+}
 
 
 def fixtures(name: str) -> Path:
-    """The shared fixture directory `name` (all its clips) if this checkout sits beside it, else the
-    project's own copy under tests/fixtures (for fr_speech, 16 of the 35 clips)."""
-    shared = SHARED / name
-    return shared if (shared / "manifest.jsonl").is_file() else TEST_FIXTURES / name
+    """The project's copy of the fixture directory `name`: the sets never depend on what sits beside the
+    checkout (the shared folder once gave a 35-clip set here and a 16-clip one in CI)."""
+    return FIXTURES[name]
 
 
 Half = Literal["tune", "verify"]
 HALVES: tuple[Half, ...] = ("tune", "verify")
 SETS = ("clips", "monologues", "noisy", "non_speech")
 SEEDS = {"tune": 11, "verify": 23}
-MONOLOGUES_PER_CORPUS = {"asterisk": 4, "other": 2}
+MONOLOGUES_PER_CORPUS = {"asterisk": 4, "other": 4}
 MONOLOGUE_S = (20.0, 40.0)
 GAP_S = (0.1, 0.5)
 EDGE_S = 0.5
