@@ -3,7 +3,9 @@
 The fast path encodes a mel window cut to the phrase length (plus a margin) instead of Whisper's
 fixed 30 s window, then decodes with CTranslate2's `generate` bounded by `max_length`. A phrase whose
 result looks degenerate (repetition, high compression ratio, very low log-probability) is decoded
-again on the full 30 s window, as plain faster-whisper would.
+again on the full 30 s window, as plain faster-whisper would. A phrase of 4 s or more decoded to few
+words a second (`min_words_per_s`) is decoded again with timestamps: without them Whisper sometimes ends
+its text at a pause inside the phrase and drops what follows.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ logger = logging.getLogger(__name__)
 VOICE_EXTRA_HINT = "install the voice extra: pip install 'borne[voice]'"
 FULL_WINDOW_FRAMES = 3000  # 30 s of 10 ms mel frames
 MAX_TARGET_POSITIONS = 448
+LOST_END_MIN_S = 4.0  # shorter phrases vary too much in words per second to judge
+LOST_END_GAIN = 1.2  # the decoding with timestamps replaces the first only with this many times its words
 
 
 def require(module: str) -> Any:
@@ -141,6 +145,7 @@ class WhisperTranscriber:
             self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=options.language
         )
         self.prompt: list[int] = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
+        self.timestamps_prompt: list[int] = list(self.tokenizer.sot_sequence)
         self._lock = threading.Lock()
         logger.info("Whisper loaded from %s (%s, %d threads)", bundle_dir, compute_type, options.threads)
 
@@ -196,6 +201,12 @@ class WhisperTranscriber:
                     break
                 logger.debug("phrase decoding attempt %d degenerate; retrying", n + 1)
             full_window = window >= FULL_WINDOW_FRAMES
+            if not degenerate and self._may_have_lost_its_end(result[0], duration):
+                # Without timestamps Whisper sometimes ends the text at a pause inside the phrase and
+                # drops the speech after it; with timestamps it goes on segment by segment.
+                again = self._generate(encoded[window], duration, 1.0, prompt=self.timestamps_prompt)
+                if not self._degenerate(again) and len(again[0].split()) >= LOST_END_GAIN * len(result[0].split()):
+                    result = again
         return PhraseResult(
             text=result[0],
             avg_logprob=result[1],
@@ -206,6 +217,10 @@ class WhisperTranscriber:
             full_window=full_window,
             settled=full_window_fallback or not degenerate,
         )
+
+    def _may_have_lost_its_end(self, text: str, duration: float) -> bool:
+        rate = self.options.min_words_per_s
+        return duration >= LOST_END_MIN_S and rate > 0 and len(text.split()) < rate * duration
 
     def _degenerate(self, result: tuple[str, float, float, bool]) -> bool:
         text, avg_logprob, _no_speech, truncated = result
@@ -229,7 +244,12 @@ class WhisperTranscriber:
         )
 
     def _generate(
-        self, encoder_output: Any, duration: float, repetition_penalty: float = 1.0
+        self,
+        encoder_output: Any,
+        duration: float,
+        repetition_penalty: float = 1.0,
+        *,
+        prompt: list[int] | None = None,
     ) -> tuple[str, float, float, bool]:
         # CTranslate2's Whisper decoder emits at most about max_length / 2 new tokens (measured:
         # max_length 20 gives 10 tokens), which is how faster-whisper's 448 yields Whisper's 224.
@@ -237,7 +257,7 @@ class WhisperTranscriber:
         max_length = min(MAX_TARGET_POSITIONS, 2 * budget + 2)
         result = self.model.model.generate(
             encoder_output,
-            [self.prompt],
+            [prompt or self.prompt],
             beam_size=self.options.beam_size,
             max_length=max_length,
             return_scores=True,
@@ -247,7 +267,7 @@ class WhisperTranscriber:
             suppress_tokens=[-1],
         )[0]
         tokens = result.sequences_ids[0]
-        text = self.tokenizer.decode(tokens).strip()
+        text = self.tokenizer.decode(tokens).strip()  # timestamp tokens, if any, are not text
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         truncated = len(tokens) >= max_length // 2 - 1
         return text, float(avg_logprob), float(result.no_speech_prob), truncated

@@ -189,6 +189,13 @@ class VoiceOptions(BaseModel):
         le=3.0,
         description="Repetition penalty of the second decoding of a phrase whose first decoding looped.",
     )
+    min_words_per_s: float = Field(
+        2.2,
+        ge=0.0,
+        le=10.0,
+        description="A phrase of 4 s or more decoded to fewer words a second may have lost its end (Whisper "
+        "stopped at a pause): it is decoded again with timestamps, kept if that gives 20 % more words. 0: never.",
+    )
     vad: VadOptions = Field(default_factory=VadOptions, description="Voice activity detection.")
     segmenter: SegmenterOptions = Field(default_factory=SegmenterOptions, description="Phrases and sessions.")
     guard: GuardOptions = Field(default_factory=GuardOptions, description="Hallucination guard.")

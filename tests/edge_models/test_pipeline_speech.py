@@ -310,3 +310,23 @@ def test_a_speculative_decoding_never_pays_for_the_full_window(
     assert not tentative.full_window and not tentative.settled
     full = transcriber.transcribe(audio)
     assert full.full_window and full.settled
+
+
+def test_a_phrase_whose_end_whisper_dropped_is_decoded_again_with_timestamps(
+    transcriber: Any, voice_options: Any, whisper_bundle: Any
+) -> None:
+    """Two sentences of one speaker with a 0.5 s pause, as one 16.8 s phrase: without timestamps Whisper
+    base ends its text at the pause, and the second sentence is lost."""
+    from bench.speech_mix import join_with_gaps
+    from bench.speech_sets import at_active_level, trim
+    from edge_models.asr import WhisperTranscriber
+
+    first, second = (
+        at_active_level(trim(read_wav(next(c for c in speech_clips() if c["file"].endswith(name))["path"])))
+        for name in ("fleurs_fr_002.wav", "fleurs_fr_004.wav")
+    )
+    phrase = join_with_gaps([first, second], [0.5], 0.5)
+    without_check = WhisperTranscriber(whisper_bundle, voice_options.model_copy(update={"min_words_per_s": 0.0}))
+    assert "personnes" not in normalize(without_check.transcribe(phrase).text)  # the failure, still there
+    kept = normalize(transcriber.transcribe(phrase).text)
+    assert "capacité" in kept and "mur" in kept and "personnes" in kept
