@@ -428,6 +428,7 @@ class _Probe:
         self.connack_reason: str | None = None
         self.connack_failed = False
         self.lost = threading.Event()
+        self.lost_reason = ""
         self.puback = threading.Event()
         self.puback_reason = ""
         self.puback_failed = False
@@ -450,10 +451,10 @@ def _wait(event: threading.Event, lost: threading.Event, timeout_s: float) -> bo
 def check_broker(ctx: CheckContext) -> CheckResult:
     """Connect with the device's TLS identity as the sync agent does, publish a retained Status, read it back.
 
-    The round trip: the broker's PUBACK for the retained Status (MQTT v5 reason code; a publish the ACL
+    The round trip: the broker's PUBACK for the retained Status (MQTT v5 reason code; a publish the broker
     refuses comes back "Not authorized"), granted subscriptions to the device's status, ack and config
-    topics (provisioning/broker.py's ACL), and the same Status delivered back as the retained message
-    (a retained configuration is read and validated when the platform has published one).
+    topics (provisioning/broker.py's dynamic-security rights), and the same Status delivered back as the
+    retained message (a retained configuration is read and validated when the platform has published one).
     """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -468,13 +469,15 @@ def check_broker(ctx: CheckContext) -> CheckResult:
         "(`borne provision fleet sign`) and installed (`borne provision install-cert`)"
     )
     acl_fix = (
-        f"add {device.site_id},{device.device_id} to the fleet CSV and regenerate the broker's ACL "
-        "(`borne provision fleet broker-config`), then reload the broker"
+        f"add {device.site_id},{device.device_id} to the fleet CSV and regenerate the broker's rights "
+        "(`borne provision fleet broker-config`), then restart the broker"
     )
     probe = _Probe()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"{device.device_id}-check",  # not the agent's id: a running agent is not kicked off
+        # The broker forces every client id to its certificate name: this takes a running agent's connection
+        # for the check's second (it reconnects and resends what was not acknowledged).
+        client_id=device.device_id,
         protocol=mqtt.MQTTv5,
         reconnect_on_failure=False,
     )
@@ -497,6 +500,7 @@ def check_broker(ctx: CheckContext) -> CheckResult:
         probe.connack.set()
 
     def on_disconnect(_c: object, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+        probe.lost_reason = str(reason)
         probe.lost.set()
 
     def on_publish(_c: object, _u: object, _mid: int, reason: ReasonCode, _p: object) -> None:
@@ -546,13 +550,22 @@ def check_broker(ctx: CheckContext) -> CheckResult:
             return failed("broker", f"{where} refused device {device.device_id}: {probe.connack_reason}", identity_fix)
         status = check_status(sync, ctx)
         client.publish(topics["status"], status.to_json(), qos=1, retain=True)
-        if not _wait(probe.puback, probe.lost, ctx.broker_timeout_s):
+        puback = _wait(probe.puback, probe.lost, ctx.broker_timeout_s)
+        if probe.lost_reason == "Session taken over":
+            return failed(
+                "broker",
+                f"{where} accepted device {device.device_id}, then gave its connection back to another client "
+                "with the same certificate, most likely borne-sync (one connection per device)",
+                "run the check again; if it happens again, stop borne-sync for the check "
+                "(systemctl stop borne-sync; borne provision check; systemctl start borne-sync)",
+            )
+        if not puback:
             return failed("broker", f"{where}: no acknowledgement for the Status on {topics['status']}", acl_fix)
         if probe.puback_failed:
             return failed(
                 "broker",
                 f"{where} refused the Status on {topics['status']}: {probe.puback_reason} "
-                "(the ACL does not list this device)",
+                "(the broker's rights do not list this device)",
                 acl_fix,
             )
         client.subscribe([(topics["ack"], 1), (topics["config"], 1), (topics["status"], 1)])

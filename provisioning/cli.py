@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import click
 
 from edge_models.bundles import DEFAULT_PACKAGES
 from edge_models.cli import weights_option
-from provisioning.broker import acl, mosquitto_conf, read_fleet
+from provisioning.broker import dynamic_security, dynamic_security_plugin, mosquitto_conf, read_fleet
 from provisioning.check import CHECKS
 from provisioning.errors import ProvisioningError
 from provisioning.layout import SYSTEM_ROOT
@@ -152,14 +153,15 @@ def init(
     default=None,
     help="Fleet CA certificate to install with it [default: the one already installed].",
 )
+@click.option("--force", is_flag=True, help="Replace an installed fleet CA by a different one.")
 @_root_option
-def install_cert(cert: Path, ca: Path | None, root: Path) -> None:
+def install_cert(cert: Path, ca: Path | None, force: bool, root: Path) -> None:
     """Install the signed certificate after `init`: it must match the key made by init, name this device
-    and be signed by the fleet CA."""
+    and be signed by the fleet CA. What is installed is re-encoded from the checked certificates."""
     from provisioning.enrol import install_certificate
 
     with _as_click_error():
-        result = install_certificate(root, cert, ca)
+        result = install_certificate(root, cert, ca, force=force)
     for path in result.written:
         click.echo(f"wrote {path}")
 
@@ -347,20 +349,42 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
     click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {', '.join(names)}")
 
 
+@fleet.command("platform-cert")
+@_ca_dir_option
+@click.option("--name", required=True, help="The consumer's name and MQTT client id: ingest, ingest-1, platform-…")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write NAME.crt and NAME.key (0600) into.",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity in days.")
+def platform_cert(ca_dir: Path, name: str, out_dir: Path, days: int) -> None:
+    """A client certificate for an ingest consumer, signed by the fleet CA (its [ingest] tls_cert/tls_key;
+    list its name with `fleet broker-config --ingest`, and use it as its [ingest] client_id)."""
+    from provisioning.fleet import platform_certificate
+
+    with _as_click_error():
+        cert_path, key_path = platform_certificate(ca_dir, name, out_dir, days)
+    click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {name}")
+
+
 @fleet.command("broker-config")
 @click.option(
     "--fleet",
     "fleet_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="CSV with the columns site_id,device_id: the terminals allowed on the broker.",
+    help="CSV with the columns site_id,device_id: the terminals allowed on the broker (none yet if it does not "
+    "exist: `fleet sign --fleet FILE` adds each terminal it signs).",
 )
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Directory to write mosquitto.conf and acl into.",
+    help="Directory to write mosquitto.conf and dynamic-security.json into.",
 )
 @click.option(
     "--ca",
@@ -387,7 +411,8 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
     multiple=True,
     default=("ingest",),
     show_default=True,
-    help="Certificate common name of an ingest consumer (repeat for several).",
+    help="Certificate common name of a platform client, one per ingest consumer (repeat for several); "
+    "it must start with 'ingest' or 'platform', names no terminal may take.",
 )
 @click.option(
     "--data-dir",
@@ -401,6 +426,12 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
     default=None,
     help="System user mosquitto switches to when started as root (mosquitto's default: mosquitto).",
 )
+@click.option(
+    "--plugin",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path of mosquitto_dynamic_security.so (default: found under /usr/lib, as Debian installs it).",
+)
 def broker_config(
     fleet_file: Path,
     out_dir: Path,
@@ -412,15 +443,27 @@ def broker_config(
     ingest_identities: tuple[str, ...],
     data_dir: Path | None,
     run_as_user: str | None,
+    plugin: Path | None,
 ) -> None:
-    """Write a Mosquitto configuration: TLS with client certificates and a per-device ACL."""
+    """Write a Mosquitto configuration: TLS with client certificates, each client's id forced to its
+    certificate name, and per-device rights (publish, receive and subscribe) in the dynamic-security
+    plugin's file. Restart the broker after regenerating it (the plugin reads its file at start)."""
     try:
-        devices = read_fleet(fleet_file)
-    except ValueError as error:
+        ipaddress.ip_address(bind_address)
+    except ValueError:
+        raise click.BadParameter(
+            f"{bind_address!r} is not an IP address (0.0.0.0 for every interface, or one of this host's)",
+            param_hint="--bind",
+        ) from None
+    try:
+        devices = read_fleet(fleet_file) if fleet_file.exists() else []
+        rights = dynamic_security(devices, list(ingest_identities))
+        plugin = plugin or dynamic_security_plugin()
+    except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    acl_file = out_dir / "acl"
-    acl_file.write_text(acl(devices, list(ingest_identities)), encoding="utf-8")
+    dynsec_file = out_dir / "dynamic-security.json"
+    dynsec_file.write_text(rights, encoding="utf-8")
     (out_dir / "mosquitto.conf").write_text(
         mosquitto_conf(
             port=port,
@@ -428,13 +471,19 @@ def broker_config(
             cafile=cafile.resolve(),
             certfile=certfile.resolve(),
             keyfile=keyfile.resolve(),
-            acl_file=acl_file.resolve(),
+            dynsec_file=dynsec_file.resolve(),
             persistence_dir=data_dir.resolve() if data_dir else None,
             run_as_user=run_as_user,
+            plugin=plugin,
         ),
         encoding="utf-8",
     )
-    click.echo(f"wrote {out_dir / 'mosquitto.conf'} and {acl_file} for {len(devices)} terminal(s)")
+    click.echo(f"wrote {out_dir / 'mosquitto.conf'} and {dynsec_file} for {len(devices)} terminal(s)")
+    if not fleet_file.exists():
+        click.echo(
+            f"note: no fleet list at {fleet_file} yet, so no terminal may connect: `borne provision fleet sign "
+            f"--fleet {fleet_file}` adds each terminal it signs; then run this command again and restart mosquitto"
+        )
 
 
 from provisioning.units import install_units  # noqa: E402 — kept apart: its own module

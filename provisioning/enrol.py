@@ -24,17 +24,23 @@ from provisioning.identity import (
     load_certificate,
     make_request,
     new_key,
+    pem_of,
     read_pem,
     valid_identifier,
     verify_identity,
 )
 from provisioning.layout import SYSTEM_ROOT, DeviceLayout, created_directories, running_as_root
-from sync_agent.contract import DEPARTMENT_PATTERN
+from sync_agent.contract import DEPARTMENT_PATTERN, is_platform_identity
 from sync_agent.settings import SettingsError, SyncSettings, read_toml
 
 SERVICE_GROUP = "borne"
 DEFAULT_BROKER_PORT = 8883
 _DEPARTMENT = re.compile(DEPARTMENT_PATTERN)
+# A DNS name (labels of letters, digits and hyphens) or an IPv4 or bracket-less IPv6 address.
+_HOST = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+    r"|[0-9A-Fa-f:.]+"
+)
 
 
 class EnrolError(ProvisioningError):
@@ -59,6 +65,10 @@ def parse_broker_url(url: str) -> BrokerAddress:
         raise EnrolError(f"broker URL {url!r} does not start with mqtts:// (terminals connect over TLS only)", fix)
     if not parts.hostname or parts.username or parts.password or parts.path not in ("", "/") or parts.query:
         raise EnrolError(f"broker URL {url!r} must be just mqtts://HOST:PORT (no user, path or query)", fix)
+    if not _HOST.fullmatch(parts.hostname):
+        raise EnrolError(f"broker URL {url!r}: {parts.hostname!r} is not a host name or an IP address", fix)
+    if port == 0:
+        raise EnrolError(f"broker URL {url!r}: port 0 is not a port", fix)
     return BrokerAddress(parts.hostname, port or DEFAULT_BROKER_PORT)
 
 
@@ -77,11 +87,16 @@ def check_device_id(value: str) -> str:
             f"device id {value!r} is invalid",
             "use letters, digits, '-' or '_' (at most 64, starting with a letter or digit), e.g. borne-75-012-a",
         )
+    if is_platform_identity(value):
+        raise EnrolError(
+            f"device id {value!r} is reserved to the central platform (names starting with 'ingest' or 'platform')",
+            "choose another device id, e.g. borne-75-012-a",
+        )
     return value
 
 
 def check_department(value: str) -> str:
-    if not _DEPARTMENT.match(value):
+    if not _DEPARTMENT.fullmatch(value):
         raise EnrolError(
             f"department {value!r} is not a French département code",
             "use two digits '01' to '95' (not '20'), '2A', '2B', or '971' to '974', '976'",
@@ -251,8 +266,8 @@ def enrol(request: EnrolRequest) -> EnrolResult:
         if request.certificate is not None:
             identity = _load_given_identity(request.certificate, request.device_id)
         elif request.ca is not None:
-            ca_pem = read_pem(request.ca, "fleet CA certificate")
-            load_certificate(ca_pem, request.ca, "fleet CA certificate")
+            what = "fleet CA certificate"
+            ca_pem = pem_of(load_certificate(read_pem(request.ca, what), request.ca, what))
     except IdentityError as error:
         raise EnrolError(error.problem, error.fix) from None
     config_text = settings_toml(request, broker, layout)
@@ -282,7 +297,7 @@ def enrol(request: EnrolRequest) -> EnrolResult:
             staging.add(layout.config, config_text.encode(), 0o644)
             _check_loads(staging.temporary(layout.config))
             if existing and layout.config.exists():
-                backup = layout.config.with_name(f"{layout.config.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+                backup = _free_backup_name(layout.config)
                 os.link(layout.config, backup)
             result.written = staging.commit()
             # What belonged to a replaced key: a certificate that would no longer match, a CSR for it.
@@ -301,6 +316,23 @@ def enrol(request: EnrolRequest) -> EnrolResult:
     return result
 
 
+def _free_backup_name(config: Path) -> Path:
+    """`borne.toml.replaced-<UTC time>`, with a counter when one was made in the same second."""
+    stem = f"{config.name}.replaced-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    candidate, number = config.with_name(stem), 1
+    while candidate.exists():
+        number += 1
+        candidate = config.with_name(f"{stem}-{number}")
+    return candidate
+
+
+def _installed_ca(path: Path) -> bytes | None:
+    try:
+        return pem_of(load_certificate(path.read_bytes(), path))
+    except (OSError, IdentityError):
+        return None  # unreadable or not a certificate: replacing it loses no trust
+
+
 def _check_loads(config: Path) -> None:
     """The file must load with the real loaders of both device processes (a bug here must not reach a terminal)."""
     try:
@@ -310,8 +342,9 @@ def _check_loads(config: Path) -> None:
         raise EnrolError(f"the settings file would not load: {error}", "report this as a bug") from None
 
 
-def install_certificate(root: Path, cert: Path, ca: Path | None) -> EnrolResult:
-    """Install the certificate the fleet signed for this terminal's CSR (and the fleet CA)."""
+def install_certificate(root: Path, cert: Path, ca: Path | None, *, force: bool = False) -> EnrolResult:
+    """Install the certificate the fleet signed for this terminal's CSR (and the fleet CA: replacing an
+    installed, different CA needs `force`, since the terminal then trusts whatever that CA signs)."""
     layout = DeviceLayout(root)
     if not layout.config.exists() or not layout.key.exists():
         raise EnrolError(
@@ -330,6 +363,14 @@ def install_certificate(root: Path, cert: Path, ca: Path | None) -> EnrolResult:
         identity = _load_given_identity(files, device_id)
     except IdentityError as error:
         raise EnrolError(error.problem, error.fix) from None
+    if ca is not None and layout.ca.exists() and not force:
+        installed = _installed_ca(layout.ca)
+        if installed is not None and installed != identity.ca_pem:
+            raise EnrolError(
+                f"{ca} is another fleet CA than the one installed in {layout.ca}: the terminal would trust "
+                "whatever that CA signs, its broker included",
+                "check that this is the fleet's CA; to replace it on purpose, pass --force",
+            )
     result = EnrolResult()
     staging = _Staging()
     try:

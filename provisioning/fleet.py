@@ -20,6 +20,7 @@ from provisioning.broker import FleetDevice, read_fleet
 from provisioning.errors import ProvisioningError
 from provisioning.identity import common_name, load_certificate, load_key, valid_identifier
 from provisioning.pki import KeyAndCertificate, create_ca, issue, sign_csr
+from sync_agent.contract import is_platform_identity
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
@@ -128,6 +129,12 @@ def read_request(path: Path) -> SigningRequest:
             f"{path}: common name {device_id!r} is not a valid device id (letters, digits, '-' or '_')",
             "make the CSR again on the terminal with `borne provision init --force --device-id ID`",
         )
+    if is_platform_identity(device_id):
+        raise FleetError(
+            f"{path}: device id {device_id!r} is reserved to the central platform: signed, it would read every "
+            "site's batches and write every terminal's acks",
+            "make the CSR again on the terminal with `borne provision init --force --device-id ID` and another ID",
+        )
     units = request.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
     site_id = str(units[0].value) if units else None
     if site_id is not None and not valid_identifier(site_id):
@@ -185,9 +192,27 @@ def server_certificate(ca_dir: Path, names: list[str], out_dir: Path, days: int 
         raise FleetError(
             f"a server certificate already exists ({', '.join(present)})", "choose another --out directory"
         )
-    ca = load_ca(ca_dir)
-    pair = issue(ca, names[0], server_names=names, days=days)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    return _write_pair(issue(load_ca(ca_dir), names[0], server_names=names, days=days), cert_path, key_path)
+
+
+def platform_certificate(ca_dir: Path, name: str, out_dir: Path, days: int = DEFAULT_DAYS) -> tuple[Path, Path]:
+    """A client certificate for one of the platform's consumers (`ingest-1`…), signed by the fleet CA:
+    (NAME.crt, NAME.key 0600). Only reserved names: a terminal can never be enrolled under them."""
+    if not is_platform_identity(name) or not valid_identifier(name):
+        raise FleetError(
+            f"{name!r} is not a platform name",
+            "use a name starting with 'ingest' or 'platform' (letters, digits, '-' or '_'), e.g. ingest-1",
+        )
+    cert_path, key_path = out_dir / f"{name}.crt", out_dir / f"{name}.key"
+    present = [str(path) for path in (cert_path, key_path) if path.exists()]
+    if present:
+        raise FleetError(f"a certificate for {name} already exists ({', '.join(present)})", "choose another --out")
+    return _write_pair(issue(load_ca(ca_dir), name, days=days), cert_path, key_path)
+
+
+def _write_pair(pair: KeyAndCertificate, cert_path: Path, key_path: Path) -> tuple[Path, Path]:
+    """The key (0600) then the certificate; no key is left without its certificate."""
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(key_path, pair.key_pem, 0o600)
     try:
         _write_atomically(cert_path, pair.cert_pem, 0o644)

@@ -76,6 +76,14 @@ def load_key(pem: bytes, where: Path | str) -> ec.EllipticCurvePrivateKey:
 
 
 def load_certificate(pem: bytes, where: Path | str, what: str = "certificate") -> x509.Certificate:
+    """The first certificate in `pem`; a file that also holds a private key is refused (it would be
+    installed world-readable: a fleet CA's key next to its certificate once was)."""
+    if b"PRIVATE KEY-----" in pem:
+        raise IdentityError(
+            f"{where} holds a private key as well as the {what}",
+            f"give a file with the {what} only (-----BEGIN CERTIFICATE-----); keep private keys off the terminal, "
+            "and if this was the fleet CA's key, treat it as exposed",
+        )
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError:
@@ -146,7 +154,18 @@ def verify_identity(
             f"{cert_name} expired on {certificate.not_valid_after_utc:%Y-%m-%d}",
             "have a new certificate signed (`borne provision fleet sign`) and install it",
         )
-    return Identity(key_pem, cert_pem, ca_pem, certificate)
+    # What is installed is written again from what was checked, never copied: nothing else in the files
+    # (a second certificate, text, another key) reaches the terminal.
+    return Identity(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        pem_of(certificate),
+        pem_of(ca),
+        certificate,
+    )
+
+
+def pem_of(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def make_request(key: ec.EllipticCurvePrivateKey, device_id: str, site_id: str) -> bytes:
@@ -168,4 +187,4 @@ def new_key() -> tuple[ec.EllipticCurvePrivateKey, bytes]:
 
 
 def valid_identifier(value: str) -> bool:
-    return bool(_IDENTIFIER.match(value))
+    return bool(_IDENTIFIER.fullmatch(value))  # `$` alone would let a trailing newline through

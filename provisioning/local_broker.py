@@ -1,4 +1,4 @@
-"""A Mosquitto on loopback with its own CA, TLS, client certificates and ACL, for the demo, the benchmarks
+"""A Mosquitto on loopback with its own CA, TLS, client certificates and per-device rights, for the demo, the benchmarks
 and the tests: everything lives in one directory and the broker listens on a free port."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioning.broker import FleetDevice, acl, mosquitto_conf
+from provisioning.broker import FleetDevice, dynamic_security, mosquitto_conf
 from provisioning.pki import KeyAndCertificate, create_ca, issue
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -70,7 +70,7 @@ class LocalBroker:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.pki = pki
-        (root / "acl").write_text(acl(devices, ingest_identities))
+        (root / "dynamic-security.json").write_text(dynamic_security(devices, ingest_identities))
         (root / "data").mkdir(exist_ok=True)
         self.log = root / "mosquitto.log"
         password_file = None
@@ -88,7 +88,7 @@ class LocalBroker:
                 cafile=pki.ca_file,
                 certfile=pki.root / "server.crt",
                 keyfile=pki.root / "server.key",
-                acl_file=root / "acl",
+                dynsec_file=root / "dynamic-security.json",
                 persistence_dir=root / "data",
                 run_as_user="root" if os.geteuid() == 0 else None,
                 log_file=self.log,

@@ -6,7 +6,7 @@
 3. `borne kiosk --demo`: the touch screen itself, hearing a French WAV file instead of a microphone,
    into the same outbox. With a display, a window to use by hand (close it to go on); without one,
    offscreen, one scripted session by synthesised touches, a screenshot of each screen.
-4. Start a Mosquitto on loopback with its own CA, TLS and per-device ACL, and `borne ingest run`.
+4. Start a Mosquitto on loopback with its own CA, TLS and per-device rights, and `borne ingest run`.
 5. `borne sync --once`: the outbox drains, every record acknowledged by the platform.
 6. Print the satisfaction indicators, and the kiosk's own record, as the central store holds them.
 """
@@ -85,7 +85,7 @@ def main() -> None:
     step("3. the touch screen: borne kiosk --demo (a French WAV file stands in for the microphone)")
     kiosk_records = run_kiosk(config, work / "screenshots")
 
-    step("4. central side: mosquitto (TLS, client certificates, ACL) and borne ingest")
+    step("4. central side: mosquitto (TLS, client certificates, per-device rights) and borne ingest")
     broker.start()
     borne("ingest", "sites", "import", "--config", str(config), str(work / "sites.csv"))
     ingest = subprocess.Popen([BORNE, "ingest", "run", "--config", str(config)])

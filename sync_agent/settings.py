@@ -16,11 +16,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sync_agent.contract import DEPARTMENT_PATTERN, IDENTIFIER_PATTERN
+from sync_agent.contract import DEPARTMENT_PATTERN, IDENTIFIER_PATTERN, is_platform_identity
 
 DEFAULT_CONFIG_PATH = Path("/etc/borne/borne.toml")
 ENV_PREFIX = "BORNE_"
@@ -55,6 +55,17 @@ class DeviceSection(Section):
         pattern=IDENTIFIER_PATTERN,
         description="Identifier of this terminal, unique in the fleet; also its MQTT identity.",
     )
+
+    @field_validator("device_id")
+    @classmethod
+    def _not_a_platform_identity(cls, value: str) -> str:
+        if is_platform_identity(value):
+            raise ValueError(
+                f"{value!r} is reserved to the central platform (names starting with 'ingest' or 'platform'): "
+                "choose another device id"
+            )
+        return value
+
     department: str = Field(
         default="75",
         pattern=DEPARTMENT_PATTERN,
@@ -139,6 +150,10 @@ def read_toml(path: Path, *, required: bool) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path}: not valid TOML ({error}); fix the syntax at that line") from None
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            f"{path}: not UTF-8 (byte {error.start} is 0x{error.object[error.start]:02x}); save the file as UTF-8"
+        ) from None
     except OSError as error:
         raise SettingsError(f"{path}: cannot read settings file ({error.strerror})") from None
     unknown = sorted(set(values) - KNOWN_SECTIONS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -102,6 +103,19 @@ def test_bad_fleet_file_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "'bad/id' is not a valid identifier" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_before_any_terminal_the_configuration_admits_the_platform_only(tmp_path: Path) -> None:
+    base = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(tmp_path / "o")]
+    base += ["--ca", "ca", "--cert", "c", "--key", "k", "--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
+    result = CliRunner().invoke(cli, base)
+    assert result.exit_code == 0, result.output
+    assert "no fleet list at" in result.output and "fleet sign" in result.output
+    rights = json.loads((tmp_path / "o/dynamic-security.json").read_text())
+    assert [client["username"] for client in rights["clients"]] == ["ingest"]
+    for bad, message in ((["--bind", "bad host"], "is not an IP address"), (["--ingest", "borne-a"], "must start")):
+        refused = CliRunner().invoke(cli, [*base, *bad])
+        assert refused.exit_code != 0 and message in refused.output
 
 
 def _client(pki: LocalPKI, identity: str, port: int) -> mqtt.Client:

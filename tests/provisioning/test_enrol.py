@@ -111,6 +111,24 @@ def test_an_enrolled_terminal_is_not_replaced_without_force(tmp_path: Path) -> N
     assert tree(root)["etc/borne/tls/device.csr"][1] != before["etc/borne/tls/device.csr"][1]  # ...and its CSR
     backups = list((root / "etc/borne").glob("borne.toml.replaced-*"))
     assert len(backups) == 1 and "mqtt.example.fr" in backups[0].read_text()
+    # twice more, within the same second as likely as not: each run's backup is kept
+    for host in ("third", "fourth"):
+        assert borne(*init_args(root, "--force", broker=f"mqtts://{host}:8883")).exit_code == 0
+    kept = sorted(path.read_text() for path in (root / "etc/borne").glob("borne.toml.replaced-*"))
+    assert len(kept) == 3 and any("broker_host = \"third\"" in text for text in kept)
+
+
+def test_malformed_enrolment_values_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for broker, message in (
+        ("mqtts://bad host:8883", "'bad host' is not a host name"),
+        ("mqtts://mqtt.example.fr:0", "port 0 is not a port"),
+    ):
+        result = borne(*init_args(root, broker=broker))
+        assert result.exit_code == 1 and message in result.output, result.output
+    newline = borne(*[("borne-a\n" if arg == DEVICE else arg) for arg in init_args(root)])
+    assert newline.exit_code == 1 and "device id 'borne-a\\n' is invalid" in newline.output, newline.output
+    assert not root.exists()
 
 
 def test_given_certificate_is_installed_after_its_checks(tmp_path: Path) -> None:
@@ -194,6 +212,38 @@ def test_csr_signed_by_the_fleet_is_installed_with_install_cert(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert (root / "etc/borne/tls/device.crt").read_bytes() == signed[0].certificate.read_bytes()
     assert (root / "etc/borne/tls/ca.crt").read_bytes() == (tmp_path / "ca/ca.crt").read_bytes()
+
+
+def test_install_cert_refuses_a_key_in_a_certificate_file_and_a_silent_ca_change(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    assert borne(*init_args(root)).exit_code == 0
+    init_ca(tmp_path / "ca")
+    (signed,) = sign_requests(tmp_path / "ca", [root / "etc/borne/tls/device.csr"], tmp_path / "out")
+    ca_cert = (tmp_path / "ca/ca.crt").read_bytes()
+    with_key = tmp_path / "ca-with-key.pem"
+    with_key.write_bytes((tmp_path / "ca/ca.key").read_bytes() + ca_cert)  # the CA's key prepended
+    before = tree(root)
+    refused = borne("provision", "install-cert", "--cert", signed.certificate, "--ca", with_key, "--root", root)
+    assert refused.exit_code == 1 and "holds a private key" in refused.output
+    assert tree(root) == before
+
+    padded = tmp_path / "padded.crt"
+    padded.write_bytes(b"issued by the fleet\n" + signed.certificate.read_bytes() + ca_cert)  # text, a second cert
+    assert (
+        borne("provision", "install-cert", "--cert", padded, "--ca", tmp_path / "ca/ca.crt", "--root", root).exit_code
+        == 0
+    )
+    installed = (root / "etc/borne/tls/device.crt").read_bytes()
+    assert installed == signed.certificate.read_bytes() and installed.count(b"BEGIN CERTIFICATE") == 1
+
+    init_ca(tmp_path / "other-ca")  # the same CSR signed by another CA: a valid chain, another trust anchor
+    (resigned,) = sign_requests(tmp_path / "other-ca", [root / "etc/borne/tls/device.csr"], tmp_path / "out-other")
+    args = ["provision", "install-cert", "--cert", resigned.certificate, "--ca", tmp_path / "other-ca/ca.crt"]
+    changed = borne(*args, "--root", root)
+    assert changed.exit_code == 1 and "another fleet CA" in changed.output and "--force" in changed.output
+    assert (root / "etc/borne/tls/ca.crt").read_bytes() == ca_cert
+    assert borne(*args, "--force", "--root", root).exit_code == 0
+    assert (root / "etc/borne/tls/ca.crt").read_bytes() == (tmp_path / "other-ca/ca.crt").read_bytes()
 
 
 def test_install_cert_before_init_says_to_enrol_first(tmp_path: Path) -> None:

@@ -122,3 +122,25 @@ def test_server_certificate_for_the_broker(tmp_path: Path) -> None:
     again = borne(*args, "--name", "mqtt.example.fr")
     assert again.exit_code == 1 and "already exists" in again.output
     assert tree(tmp_path) == before
+
+
+def test_platform_names_are_refused_for_terminals_and_issued_to_consumers(tmp_path: Path) -> None:
+    assert borne("provision", "fleet", "ca", "init", "--out", tmp_path / "ca").exit_code == 0
+    csr = tmp_path / "ingest.csr"
+    csr.write_bytes(_csr("ingest"))
+    before = tree(tmp_path)
+    signed = borne("provision", "fleet", "sign", "--ca-dir", tmp_path / "ca", "--out", tmp_path / "signed", csr)
+    assert signed.exit_code == 1 and "reserved to the central platform" in signed.output
+    assert tree(tmp_path) == before
+    init = borne(*[("Ingest-2" if arg == DEVICE else arg) for arg in init_args(tmp_path / "root")])
+    assert init.exit_code == 1 and "reserved to the central platform" in init.output
+    assert not (tmp_path / "root").exists()
+
+    args = ["provision", "fleet", "platform-cert", "--ca-dir", tmp_path / "ca", "--out", tmp_path / "platform"]
+    assert borne(*args, "--name", "borne-a").exit_code == 1
+    result = borne(*args, "--name", "ingest-1")
+    assert result.exit_code == 0, result.output
+    certificate = x509.load_pem_x509_certificate((tmp_path / "platform/ingest-1.crt").read_bytes())
+    assert certificate.subject.rfc4514_string() == "CN=ingest-1"
+    assert stat.S_IMODE((tmp_path / "platform/ingest-1.key").stat().st_mode) == 0o600
+    assert "already exists" in borne(*args, "--name", "ingest-1").output

@@ -101,6 +101,7 @@ def test_bad_environment_value_names_the_variable(write_config, monkeypatch: pyt
         ("[outbox]\nretention_days = -1", "outbox.retention_days = -1: Input should be greater than or equal to 0"),
         ("[device]\ndepartment = '96'", "device.department = '96'"),
         ("[device]\ndepartment = '20'", "device.department = '20'"),
+        ("[device]\ndevice_id = 'ingest'", "device.device_id = 'ingest': Value error, 'ingest' is reserved to the central"),
         ("[kiosk]\nlanguages = []", "kiosk.languages = []"),
         ("[kiosk]\nlanguages = ['fr', 'fr']", "each language may appear once"),
         ("[kiosk]\nquestion = { en = 'Happy?' }", "French"),
@@ -115,6 +116,13 @@ def test_malformed_settings_name_file_key_value_and_expectation(write_config, te
         KioskSettings.load(path)
     assert expected in str(error.value)
     assert str(path) in str(error.value)
+
+
+def test_a_file_saved_in_latin_1_is_reported_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "borne.toml"
+    path.write_bytes("[kiosk]\nquestion = { fr = 'Êtes-vous satisfait ?' }\n".encode("latin-1"))
+    with pytest.raises(SettingsError, match=r"not UTF-8 \(byte 27 is 0xca\); save the file as UTF-8"):
+        KioskSettings.load(path)
 
 
 def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
