@@ -73,7 +73,9 @@ class _Setup:
 
         self.root = root
         self.pki = LocalPKI(root / "pki")
-        self.broker = LocalBroker(root / "broker", self.pki, [FleetDevice(SITE, DEVICE)]).start()
+        self.broker = LocalBroker(
+            root / "broker", self.pki, [FleetDevice(SITE, DEVICE)], ingest_identities=("ingest-agent", "ingest-naive")
+        ).start()
         self.template = root / "template.db"
         with Outbox.open(self.template) as box:
             simulate(
@@ -85,7 +87,6 @@ class _Setup:
                 end=datetime.now().astimezone(),
             )
         self.device_cert, self.device_key = self.pki.client(DEVICE)
-        self.ingest_cert, self.ingest_key = self.pki.client("ingest")
 
     def fresh(self, name: str) -> tuple[Path, Path, Path]:
         """(outbox, sync config, ingest config) for one method, with its own store."""
@@ -101,10 +102,13 @@ class _Setup:
             f'device_config_path = "{directory}/device-config.json"\nkiosk_state_path = "{directory}/k.json"\n'
         )
         ingest_config = directory / "ingest.toml"
+        ingest_cert, ingest_key = self.pki.client(f"ingest-{name}")  # the broker binds client ids to certificates
         ingest_config.write_text(
             f'[ingest]\nbroker_host = "{self.broker.host}"\nbroker_port = {self.broker.port}\n'
-            f'tls_ca = "{self.pki.ca_file}"\ntls_cert = "{self.ingest_cert}"\ntls_key = "{self.ingest_key}"\n'
+            f'tls_ca = "{self.pki.ca_file}"\ntls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\n'
             f'db = "sqlite:///{directory}/ingest.db"\nclient_id = "ingest-{name}"\nshare_group = "bench-{name}"\n'
+            # The naive sender (one message per record, never resent) would be throttled as a flood.
+            + ("device_rate_per_s = 0\n" if name == "naive" else "")
         )
         return outbox, sync_config, ingest_config
 

@@ -1,4 +1,4 @@
-"""`borne ingest run | stats | sites import | dead-letters`: the central consumer and its indicators."""
+"""`borne ingest run | stats | health | sites import | dead-letters`: the central consumer, indicators, health."""
 
 from __future__ import annotations
 
@@ -248,3 +248,27 @@ def dead_letters(config_path: Path | None, db: str | None, limit: int, as_json: 
         else:
             click.echo(f"#{letter.id} {letter.received_at:%Y-%m-%d %H:%M} {letter.topic} ({letter.payload_bytes} B)")
             click.echo(f"    {letter.reason}")
+
+
+@ingest.command("health")
+@config_option
+@_db_option
+@click.option(
+    "--hours", default=1.0, show_default=True, type=click.FloatRange(0.01, 24 * 90), help="How far back to look."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def health(config_path: Path | None, db: str | None, hours: float, as_json: bool) -> None:
+    """Dead letters per terminal and reason, redeliveries to ingest, and the oldest record a terminal still
+    waits to have acknowledged (from the terminals' Status)."""
+    from platform_ingest.health import render, summarise
+
+    settings = _settings(config_path, db=db)
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=hours)
+    with _open(settings.ingest.db) as store:
+        try:
+            rows = store.health_rows(since)
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+    report = summarise(rows, since, now)
+    click.echo(json.dumps(report.to_json(), ensure_ascii=False) if as_json else render(report))

@@ -11,6 +11,9 @@
   were stored before), bad ones are rejected with their reason and the payload is dead-lettered with
   the list; all of it in one transaction.
 
+A terminal's Status (on its status topic) is kept as its latest for `borne ingest health`; one that is
+too big, invalid, or names another terminal is dead-lettered.
+
 Only the store may raise (`StoreUnavailable`, `StoreError` when it fails while storing good records):
 the caller then leaves the message unacknowledged at the broker, which delivers it again.
 """
@@ -36,6 +39,7 @@ from sync_agent.contract import (
     Batch,
     Record,
     Rejection,
+    Status,
     topic,
 )
 
@@ -45,6 +49,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 4 * MAX_BATCH_BYTES
 MAX_REASON_CHARS = 500  # Rejection.reason's bound
 _IDENTIFIER = IDENTIFIER_PATTERN.strip("^$")
 _BATCH_TOPIC = re.compile(rf"^borne/v1/({_IDENTIFIER})/({_IDENTIFIER})/batch$")
+_STATUS_TOPIC = re.compile(rf"^borne/v1/({_IDENTIFIER})/({_IDENTIFIER})/status$")
+MAX_STATUS_BYTES = 16 * 1024
 _ENVELOPE_FIELDS = {"batch_id", "site_id", "device_id", "records", "sent_at"}
 
 
@@ -67,6 +73,8 @@ def handle(
     message_topic: str, payload: bytes, store: Store, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 ) -> Outcome:
     """Validate, store and answer one message received on `message_topic`; see the module docstring."""
+    if message_topic.endswith("/status"):
+        return _handle_status(message_topic, payload, store)
     try:
         site_id, device_id = _parse_topic(message_topic)
         document = _parse_payload(payload, max_payload_bytes)
@@ -81,6 +89,30 @@ def handle(
     except Exception as error:  # a payload we did not foresee must not stop ingest
         logger.exception("unexpected error handling batch %s from %s/%s", batch_id, site_id, device_id)
         return _dead_letter_only(store, message_topic, payload, f"internal error ({type(error).__name__})")
+
+
+def _handle_status(message_topic: str, payload: bytes, store: Store) -> Outcome:
+    """A terminal's Status, kept as its latest for `borne ingest health`; never answered."""
+    match = _STATUS_TOPIC.match(message_topic)
+    if match is None:
+        return _dead_letter_only(store, message_topic, payload, "topic is not borne/v1/{site}/{device}/status")
+    if len(payload) > MAX_STATUS_BYTES:
+        return _dead_letter_only(
+            store, message_topic, payload, f"status of {len(payload)} bytes is over the {MAX_STATUS_BYTES}-byte limit"
+        )
+    try:
+        status = Status.model_validate_json(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        reason = _bounded(f"status is not valid: {where}: {first['msg']}")
+        return _dead_letter_only(store, message_topic, payload, reason)
+    except (ValueError, RecursionError) as error:
+        return _dead_letter_only(store, message_topic, payload, f"status is not usable JSON ({type(error).__name__})")
+    if (status.site_id, status.device_id) != match.groups():
+        return _dead_letter_only(store, message_topic, payload, "status names another terminal than its topic")
+    store.put_status(status)
+    return Outcome()
 
 
 def _dead_letter_only(store: Store, message_topic: str, payload: bytes, reason: str) -> Outcome:

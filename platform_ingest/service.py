@@ -1,10 +1,15 @@
-"""The MQTT side of ingest: a persistent MQTT v5 session on a shared subscription, one message at a time.
+"""The MQTT side of ingest: a persistent MQTT v5 session on shared subscriptions (the terminals' batches
+and statuses), one message at a time.
 
 - `clean_start=False` with a session expiry: while ingest is away the broker keeps its session and
   queues its share of the batches.
 - `manual_ack=True`: the batch's PUBACK goes out only after the store committed and the broker
   acknowledged our `Ack` (QoS 1 on `borne/v1/{site}/{device}/ack`); a consumer killed at any point gets
   the batch again when it comes back, stores nothing twice and answers with `duplicates`.
+- A message that still makes handling fail is dead-lettered and acknowledged once, never redelivered in
+  a loop; a message the broker delivers again (`dup`) is counted for `borne ingest health`.
+- Each terminal has a rate (`throttle.py`): over it, its batches are released unread and unacknowledged,
+  so one terminal flooding slows only itself.
 - Any failure (broker gone, database gone) ends the session; the loop waits (exponential backoff with
   jitter) and starts again. A broker that refuses us is reported with the cause and the fix.
 - Under systemd (Type=notify): READY=1 once the loop runs, WATCHDOG=1 from the loop and while waiting to
@@ -25,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -32,11 +39,19 @@ from paho.mqtt.properties import Properties
 from platform_ingest.consumer import handle
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import DeadLetter, Store, StoreError
+from platform_ingest.throttle import Throttle
 from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 
 BATCH_FILTER = "borne/v1/+/+/batch"
+STATUS_FILTER = "borne/v1/+/+/status"
+REDELIVERED = "redelivered"
+DEAD_LETTER_COST = 100
+"""Tokens of its terminal's rate a dead-lettered message costs: a terminal sending garbage within its
+rate fills the dead letters at most one a second (by default), not a hundred."""
+THROTTLE_REPORT_S = 60.0
+RATE_LIMITED = "rate limited"
 PURGE_EVERY_S = 24 * 3600.0  # dead letters older than [ingest] dead_letter_retention_days go this often
 
 
@@ -52,8 +67,8 @@ class BrokerRefused(Exception):
     """The broker refused our connection or subscription; the message says why and what to change."""
 
 
-def shared_filter(group: str) -> str:
-    return f"$share/{group}/{BATCH_FILTER}"
+def shared_filter(group: str, kind_filter: str = BATCH_FILTER) -> str:
+    return f"$share/{group}/{kind_filter}"
 
 
 class Backoff:
@@ -129,8 +144,8 @@ def describe_refusal(reason: Any, settings: IngestSection) -> str:
     return (
         f"the broker at {settings.broker_host}:{settings.broker_port} refused client {settings.client_id!r} "
         f"({reason}); it must know {identity} as an ingest identity: with Mosquitto, the certificate's common name "
-        "(or user name) needs 'topic read borne/v1/+/+/batch' and 'topic write borne/v1/+/+/ack' in the ACL "
-        "(borne provision generates it), or set [ingest] username/password"
+        "(or user name) must be one of the platform's (`borne provision fleet broker-config --ingest NAME`: "
+        "subscribe to the batches and statuses, publish the acks), or set [ingest] username/password"
     )
 
 
@@ -141,6 +156,30 @@ class _SessionState:
     failure: BaseException | None = None
     waiting_for_ack: dict[int, tuple[int, int]] = field(default_factory=dict)
     """Ack publish mid -> (batch message mid, qos): batches to acknowledge once the broker has their Ack."""
+
+
+def _warn_if_client_id_is_not_the_certificate_name(settings: IngestSection) -> None:
+    """Borne's Mosquitto forces each client id to the certificate's name (`use_username_as_clientid`),
+    so a terminal cannot take ingest's session: two consumers sharing one certificate would take each
+    other's."""
+    if not (settings.tls and settings.tls_cert and settings.username is None):
+        return
+    try:
+        certificate = x509.load_pem_x509_certificate(settings.tls_cert.read_bytes())
+    except (OSError, ValueError):
+        return  # tls_context() has reported an unreadable certificate already
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(names[0].value) if names else None
+    if name is not None and name != settings.client_id:
+        logger.warning(
+            "[ingest] client_id is %r but the certificate %s is %r: a broker configured by `borne provision "
+            "fleet broker-config` uses the certificate's name as client id; set client_id = %r, and give each "
+            "consumer a certificate of its own",
+            settings.client_id,
+            settings.tls_cert,
+            name,
+            name,
+        )
 
 
 class IngestService:
@@ -159,6 +198,9 @@ class IngestService:
         self._on_ready = on_ready
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
         self._tls = tls_context(settings) if settings.tls else None
+        _warn_if_client_id_is_not_the_certificate_name(settings)
+        self.throttle = Throttle(settings.device_rate_per_s, settings.device_burst)
+        self._next_throttle_report = 0.0
         self.handled = 0
         self._next_purge = 0.0  # time.monotonic() of the next dead-letter purge: the first session purges
         self.subscribed = threading.Event()
@@ -215,6 +257,7 @@ class IngestService:
             password = settings.password.get_secret_value() if settings.password is not None else None
             client.username_pw_set(settings.username, password)
         subscription = shared_filter(settings.share_group)
+        status_subscription = shared_filter(settings.share_group, STATUS_FILTER)
 
         def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
             if reason.is_failure:
@@ -229,19 +272,20 @@ class IngestService:
                 settings.client_id,
                 flags.session_present,
             )
-            client.subscribe(subscription, qos=1)
+            client.subscribe([(subscription, 1), (status_subscription, 1)])
 
         def on_subscribe(client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
             for reason in reasons:
                 if reason.is_failure:
                     state.failure = BrokerRefused(
-                        f"the broker refused the subscription {subscription} ({reason}); client "
-                        f"{settings.client_id!r} needs 'topic read {BATCH_FILTER}' in the broker's ACL"
+                        f"the broker refused the subscriptions {subscription} and {status_subscription} ({reason}); "
+                        f"client {settings.client_id!r} must be one of the platform's identities "
+                        "(`borne provision fleet broker-config --ingest NAME`)"
                     )
                     return
             state.subscribed = True
             self.subscribed.set()
-            logger.info("subscribed to %s", subscription)
+            logger.info("subscribed to %s and %s", subscription, status_subscription)
             notify(f"STATUS=consuming {subscription} on {settings.broker_host}:{settings.broker_port}")
 
         def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -252,8 +296,15 @@ class IngestService:
             except UnicodeDecodeError:
                 message_topic = bytes(message._topic).decode("utf-8", "replace")
             payload = bytes(message.payload)
+            if not self.throttle.allow(message_topic, len(payload)):
+                client.ack(message.mid, message.qos)  # unacknowledged to the terminal: it sends it again later
+                return
             try:
+                if message.dup:  # the broker's second try: this consumer left before acknowledging it
+                    store.count_event(message_topic, REDELIVERED)
                 outcome = handle(message_topic, payload, store, max_payload_bytes=settings.max_payload_bytes)
+                if outcome.dead_letter is not None:
+                    self.throttle.charge(message_topic, DEAD_LETTER_COST)
             except StoreError as error:
                 state.failure = error  # not acknowledged: delivered again once the store is back
                 return
@@ -309,6 +360,21 @@ class IngestService:
         self.handled += 1
         client.ack(message.mid, message.qos)
 
+    def _report_throttled(self, store: Store, *, now: float | None = None) -> None:
+        """Once a minute, one dead letter per terminal that went over its rate (none for the others)."""
+        now = time.monotonic() if now is None else now
+        if now < self._next_throttle_report:
+            return
+        self._next_throttle_report = now + THROTTLE_REPORT_S
+        for throttled in self.throttle.drain():
+            reason = (
+                f"{RATE_LIMITED}: {throttled.batches} batch(es), {throttled.payload_bytes} bytes, over "
+                f"{self.settings.device_rate_per_s:g}/s (burst {self.settings.device_burst}) dropped "
+                "unacknowledged; the terminal sends them again"
+            )
+            logger.warning("%s: %s", throttled.topic[:200], reason)
+            store.add_dead_letter(DeadLetter(throttled.topic, b"", reason))
+
     def _session(self, store: Store, stop: threading.Event) -> None:
         settings = self.settings
         state = _SessionState()
@@ -328,6 +394,7 @@ class IngestService:
             while not stop.is_set() and state.failure is None:
                 notify("WATCHDOG=1")
                 self._purge_dead_letters(store)
+                self._report_throttled(store)
                 code = client.loop(timeout=0.5)
                 if code != mqtt.MQTT_ERR_SUCCESS and state.failure is None:
                     if not state.connected:

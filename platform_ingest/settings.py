@@ -35,7 +35,8 @@ class IngestSection(Section):
     client_id: str = Field(
         default="ingest",
         pattern=IDENTIFIER_PATTERN,
-        description="MQTT client id; give each consumer its own, and keep it across restarts (the broker keeps "
+        description="MQTT client id; give each consumer its own certificate and use its name here (Borne's "
+        "Mosquitto forces the client id to the certificate's name), and keep it across restarts (the broker keeps "
         "its session and unacknowledged batches under it).",
     )
     share_group: str = Field(
@@ -62,6 +63,17 @@ class IngestSection(Section):
         ge=MAX_BATCH_BYTES,
         le=256 * 1024 * 1024,
         description="Bigger payloads are dead-lettered unread (devices send at most 256 KiB).",
+    )
+    device_rate_per_s: float = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="Batches a second one terminal may send on average (a well-behaved agent, 4 in flight, stays "
+        "under 70); over it, its batches are dropped unacknowledged and it sends them again later, so a terminal "
+        "that floods slows only itself. 0: no limit.",
+    )
+    device_burst: int = Field(
+        default=500, ge=1, le=1_000_000, description="Batches one terminal may send at once above its rate."
     )
     dead_letter_retention_days: int = Field(
         default=30,

@@ -40,7 +40,7 @@ def _parse(path: Path, reader: csv.DictReader[str]) -> list[Site]:
             row.get("name", ""),
             normalise_code(row.get("department", "")),
         )
-        if not _IDENTIFIER.match(site_id):
+        if not _IDENTIFIER.fullmatch(site_id):
             raise SitesFileError(f"{path}:{line}: site_id {site_id!r} is not an identifier (letters, digits, - or _)")
         if not name:
             raise SitesFileError(f"{path}:{line}: site {site_id} has no name")

@@ -1,4 +1,5 @@
-"""Where ingest keeps records, dead letters and the sites directory: SQLite (default) or PostgreSQL.
+"""Where ingest keeps records, dead letters, the sites directory, and for health the terminals' latest
+Status and counted events (redeliveries): SQLite (default) or PostgreSQL.
 
 Records are stored idempotently on `(device_id, record_id)`: storing a record again is a no-op that
 reports it as a duplicate. Everything one batch changes is written in one transaction. Errors come out
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN, region_of
-from sync_agent.contract import Batch, Flag, Record, truncate_to_hour
+from sync_agent.contract import Batch, Flag, Record, Status, truncate_to_hour
 
 SCHEMA_VERSION = 1
 MAX_DEAD_LETTER_BYTES = 64 * 1024
@@ -55,6 +56,29 @@ class StoredDeadLetter:
     payload_bytes: int
     reason: str
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class TerminalStatus:
+    """The latest Status a terminal published (`borne/v1/{site}/{device}/status`)."""
+
+    site_id: str
+    device_id: str
+    state: str
+    backlog: int
+    oldest_pending_age_s: float | None
+    sent_at: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class HealthRows:
+    """What `health.summarise` reads: dead letters (topic, reason, bytes), events (topic, event, count),
+    and every terminal's latest Status."""
+
+    dead_letters: list[tuple[str, str, int]]
+    events: list[tuple[str, str, int]]
+    statuses: list[TerminalStatus]
 
 
 @dataclass(frozen=True)
@@ -106,6 +130,19 @@ class Store(ABC):
     @abstractmethod
     def purge_dead_letters(self, before: datetime) -> int:
         """Delete the dead letters received before `before`; return how many."""
+
+    @abstractmethod
+    def count_event(self, topic: str, event: str, *, received: datetime | None = None) -> None:
+        """Count one `event` ('redelivered'…) for the terminal of `topic`, in the hour of `received`."""
+
+    @abstractmethod
+    def put_status(self, status: Status, *, received: datetime | None = None) -> bool:
+        """Keep `status` as its terminal's latest unless a newer one (by `sent_at`) is kept, or if it says
+        offline (the last will the broker publishes carries the time of connection); True if kept."""
+
+    @abstractmethod
+    def health_rows(self, since: datetime) -> HealthRows:
+        """Dead letters and events since `since`, and every terminal's latest Status."""
 
     @abstractmethod
     def upsert_sites(self, sites: Iterable[Site]) -> int:
@@ -270,6 +307,72 @@ class _SqlStore(Store):
             )
             return int(cursor.rowcount)
 
+    def count_event(self, topic: str, event: str, *, received: datetime | None = None) -> None:
+        hour = truncate_to_hour((received or datetime.now(UTC)).astimezone(UTC)).isoformat()
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO ingest_events (hour, topic, event, count) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (hour, topic, event) DO UPDATE SET count = ingest_events.count + 1"
+                ),
+                (hour, _clean_text(topic, 300), event),
+            )
+
+    def put_status(self, status: Status, *, received: datetime | None = None) -> bool:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO terminal_status (site_id, device_id, state, backlog, oldest_pending_age_s, "
+                    "sent_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site_id, device_id) DO UPDATE "
+                    "SET state = excluded.state, backlog = excluded.backlog, "
+                    "oldest_pending_age_s = excluded.oldest_pending_age_s, sent_at = excluded.sent_at, "
+                    "received_at = excluded.received_at "
+                    # A last will is sent at connection, so older than the Status before it: it still counts.
+                    "WHERE excluded.sent_at > terminal_status.sent_at OR excluded.state = 'offline'"
+                ),
+                (
+                    status.site_id,
+                    status.device_id,
+                    status.state,
+                    status.backlog,
+                    status.oldest_pending_age_s,
+                    status.sent_at.astimezone(UTC).isoformat(),
+                    (received or datetime.now(UTC)).astimezone(UTC).isoformat(),
+                ),
+            )
+            return int(cursor.rowcount) == 1
+
+    def health_rows(self, since: datetime) -> HealthRows:
+        start = since.astimezone(UTC).isoformat()
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql("SELECT topic, reason, payload_bytes FROM dead_letters WHERE received_at >= ?"), (start,)
+            )
+            letters = [(str(t), str(r), int(b)) for t, r, b in cursor.fetchall()]
+            hour = truncate_to_hour(since.astimezone(UTC)).isoformat()
+            cursor.execute(
+                self._sql("SELECT topic, event, SUM(count) FROM ingest_events WHERE hour >= ? GROUP BY topic, event"),
+                (hour,),
+            )
+            events = [(str(t), str(e), int(c)) for t, e, c in cursor.fetchall()]
+            cursor.execute(
+                "SELECT site_id, device_id, state, backlog, oldest_pending_age_s, sent_at, received_at "
+                "FROM terminal_status"
+            )
+            statuses = [
+                TerminalStatus(
+                    site_id=row[0],
+                    device_id=row[1],
+                    state=row[2],
+                    backlog=int(row[3]),
+                    oldest_pending_age_s=None if row[4] is None else float(row[4]),
+                    sent_at=_datetime(row[5]),
+                    received_at=_datetime(row[6]),
+                )
+                for row in cursor.fetchall()
+            ]
+        return HealthRows(letters, events, statuses)
+
     def upsert_sites(self, sites: Iterable[Site]) -> int:
         upsert = self._sql(
             "INSERT INTO sites (site_id, name, department, region) VALUES (?, ?, ?, ?) "
@@ -330,6 +433,10 @@ class _SqlStore(Store):
             return int(cursor.fetchall()[0][0])
 
 
+def _datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def _clean_text(text: str, limit: int) -> str:
     """`text` without NUL characters or lone surrogates (neither survives a PostgreSQL text column)."""
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\N{REPLACEMENT CHARACTER}")[:limit]
@@ -353,6 +460,16 @@ _SQLITE_DDL = (
     )""",
     """CREATE TABLE IF NOT EXISTS sites (
         site_id TEXT PRIMARY KEY, name TEXT NOT NULL, department TEXT NOT NULL, region TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at)",
+    """CREATE TABLE IF NOT EXISTS ingest_events (
+        hour TEXT NOT NULL, topic TEXT NOT NULL, event TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (hour, topic, event)
+    )""",
+    """CREATE TABLE IF NOT EXISTS terminal_status (
+        site_id TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL, backlog INTEGER NOT NULL,
+        oldest_pending_age_s REAL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL,
+        PRIMARY KEY (site_id, device_id)
     )""",
 )
 
@@ -434,6 +551,16 @@ _POSTGRES_DDL = (
     )""",
     """CREATE TABLE IF NOT EXISTS sites (
         site_id text PRIMARY KEY, name text NOT NULL, department text NOT NULL, region text NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at)",
+    """CREATE TABLE IF NOT EXISTS ingest_events (
+        hour timestamptz NOT NULL, topic text NOT NULL, event text NOT NULL, count integer NOT NULL,
+        PRIMARY KEY (hour, topic, event)
+    )""",
+    """CREATE TABLE IF NOT EXISTS terminal_status (
+        site_id text NOT NULL, device_id text NOT NULL, state text NOT NULL, backlog integer NOT NULL,
+        oldest_pending_age_s double precision, sent_at timestamptz NOT NULL, received_at timestamptz NOT NULL,
+        PRIMARY KEY (site_id, device_id)
     )""",
 )
 _MIGRATION_LOCK = 0x626F726E65  # pg_advisory_xact_lock key: consumers starting together migrate one at a time

@@ -76,7 +76,8 @@ class Device:
 def ingest_section(
     broker: Broker, pki: TestPKI, db: str, client_id: str = "ingest", **changes: object
 ) -> IngestSection:
-    cert, key = pki.client("ingest")
+    """Each consumer has its own certificate, named as its client id (the broker binds the two)."""
+    cert, key = pki.client(client_id)
     values: dict[str, object] = {
         "broker_host": broker.host,
         "broker_port": broker.port,

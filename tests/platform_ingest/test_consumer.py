@@ -220,6 +220,15 @@ class UnavailableStore(Store):
     def upsert_sites(self, sites: Any) -> int:
         raise StoreUnavailable("down")
 
+    def count_event(self, topic: str, event: str, *, received: Any = None) -> None:
+        raise StoreUnavailable("down")
+
+    def put_status(self, status: Any, *, received: Any = None) -> bool:
+        raise StoreUnavailable("down")
+
+    def health_rows(self, since: Any) -> Any:
+        raise StoreUnavailable("down")
+
     def indicators(self, by: Any = "site", month: Any = None) -> Any:
         raise StoreUnavailable("down")
 

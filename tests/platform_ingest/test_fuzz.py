@@ -112,10 +112,11 @@ def parser_limits(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(payload=parser_limits())
-def test_payloads_past_the_parsers_limits_are_dead_lettered_without_raising(payload: bytes) -> None:
+@given(payload=parser_limits(), kind=st.sampled_from(["batch", "status"]))
+def test_payloads_past_the_parsers_limits_are_dead_lettered_without_raising(payload: bytes, kind: str) -> None:
+    message_topic = batch_topic().removesuffix("batch") + kind
     with SqliteStore(":memory:") as store:
-        outcome = handle(batch_topic(), payload, store, max_payload_bytes=len(payload))
+        outcome = handle(message_topic, payload, store, max_payload_bytes=len(payload))
         assert outcome.dead_letter is not None
         assert store.record_count() == 0 and len(store.dead_letters()) == 1
 

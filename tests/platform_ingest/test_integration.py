@@ -1,4 +1,4 @@
-"""Ingest against a real Mosquitto with TLS, client certificates and the fleet ACL."""
+"""Ingest against a real Mosquitto with TLS, client certificates and the fleet's dynamic-security rights."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from click.testing import CliRunner
+from paho.mqtt.enums import CallbackAPIVersion
 
+from borne_cli.main import cli
+from platform_ingest.service import BATCH_FILTER
 from platform_ingest.store import Store, StoreUnavailable, open_store
 from provisioning.broker import FleetDevice
-from sync_agent.contract import topic
+from sync_agent.contract import Status, topic
 from tests.platform_ingest.factories import DEVICE, SITE, make_batch, make_record
 from tests.platform_ingest.mqtt_support import Device, ingest_section, running_ingest, sqlite_url, wait_until
 from tests.support.broker import Broker, TestPKI
@@ -35,7 +41,12 @@ def pki(tmp_path: Path) -> TestPKI:
 
 @pytest.fixture
 def broker(tmp_path: Path, pki: TestPKI) -> Iterator[Broker]:
-    running = Broker(tmp_path / "broker", pki, devices=[FleetDevice(SITE, DEVICE), FleetDevice(SITE, OTHER)])
+    running = Broker(
+        tmp_path / "broker",
+        pki,
+        devices=[FleetDevice(SITE, DEVICE), FleetDevice(SITE, OTHER)],
+        ingest_identities=("ingest", "ingest-a", "ingest-b"),
+    )
     running.start()
     try:
         yield running
@@ -70,7 +81,7 @@ def test_a_batch_is_stored_and_acknowledged_and_its_repeat_reported_as_duplicate
 def test_a_device_cannot_publish_for_another_device(
     broker: Broker, pki: TestPKI, device: Device, tmp_path: Path
 ) -> None:
-    """The ACL drops it at the broker: ingest never sees it, so it neither stores nor dead-letters it."""
+    """The broker drops it: ingest never sees it, so it neither stores nor dead-letters it."""
     db = sqlite_url(tmp_path / "ingest.db")
     impostor_batch = make_batch(device=OTHER)
     own_batch = make_batch(count=1)
@@ -157,6 +168,113 @@ def test_a_payload_that_still_makes_handling_fail_is_dead_lettered_once_not_rede
         ]
 
 
+def _attacker(broker: Broker, pki: TestPKI, identity: str, client_id: str) -> tuple[mqtt.Client, dict[str, str]]:
+    """A terminal's own valid certificate, used against the platform: returns the client and what it saw."""
+    seen: dict[str, str] = {}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    cert, key = pki.client(identity)
+    client.tls_set(ca_certs=str(pki.ca_file), certfile=str(cert), keyfile=str(key))
+    client.on_connect = lambda _c, _u, _f, reason, _p: seen.setdefault("connack", str(reason))
+    client.on_subscribe = lambda _c, _u, _m, reasons, _p: seen.setdefault("suback", str(reasons[0]))
+    client.on_message = lambda _c, _u, message: seen.setdefault("message", message.topic)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    wait_until(lambda: "connack" in seen, message="the attacker's CONNACK")
+    return client, seen
+
+
+def test_a_terminal_cannot_join_ingests_share_group(
+    broker: Broker, pki: TestPKI, device: Device, tmp_path: Path
+) -> None:
+    """Under an ACL file Mosquitto 2.0 granted it, took the terminal into the round robin and dropped its
+    share: half of another terminal's batches waited for their resend. The rights now refuse it."""
+    db = sqlite_url(tmp_path / "ingest.db")
+    batches = [make_batch(count=1) for _ in range(6)]
+    with running_ingest(ingest_section(broker, pki, db)) as service:
+        attacker, seen = _attacker(broker, pki, OTHER, OTHER)
+        try:
+            attacker.subscribe(f"$share/ingest/{BATCH_FILTER}", qos=1)
+            wait_until(lambda: "suback" in seen, message="the attacker's SUBACK")
+            for batch in batches:
+                device.publish(batch)
+            acks = device.wait_acks(len(batches), timeout=10)  # well within ack_timeout_s: nothing resent
+        finally:
+            attacker.disconnect()
+            attacker.loop_stop()
+        assert service.handled == len(batches)
+    assert seen["suback"] == "Not authorized"
+    assert sorted(str(a.batch_id) for a in acks) == sorted(str(b.batch_id) for b in batches)
+    assert "message" not in seen
+    with open_store(db) as store:
+        assert store.record_count() == len(batches)
+
+
+def test_a_terminal_cannot_take_ingests_session(broker: Broker, pki: TestPKI, device: Device, tmp_path: Path) -> None:
+    """A terminal connecting with ingest's client id used to knock ingest off and inherit its session."""
+    db = sqlite_url(tmp_path / "ingest.db")
+    before, after = make_batch(count=1), make_batch(count=1)
+    with running_ingest(ingest_section(broker, pki, db)) as service:
+        device.publish(before)
+        device.ack_for(before.batch_id)
+        attacker, seen = _attacker(broker, pki, OTHER, "ingest")
+        try:
+            assert seen["connack"] == "Success"  # accepted, but as itself
+            device.publish(after)
+            assert device.ack_for(after.batch_id, timeout=10).accepted == [after.records[0].record_id]
+            assert service.subscribed.is_set()
+        finally:
+            attacker.disconnect()
+            attacker.loop_stop()
+    log = broker.log_text()
+    assert f"as {OTHER} (p5" in log  # the broker replaced the client id it asked for by its certificate name
+    assert "Client ingest already connected, closing old connection" not in log
+    with open_store(db) as store:
+        assert store.record_count() == 2
+
+
+def test_a_terminal_that_floods_slows_only_itself(broker: Broker, pki: TestPKI, device: Device, tmp_path: Path) -> None:
+    """Ingest handles one message at a time for the whole fleet: 1,500 batches queued by one terminal
+    used to stand before another terminal's batch, each a database transaction."""
+    db = sqlite_url(tmp_path / "ingest.db")
+    rate, burst, flood = 20, 20, 1500
+    honest = make_batch(device=OTHER, count=1)
+    with running_ingest(ingest_section(broker, pki, db, device_rate_per_s=rate, device_burst=burst)) as service:
+        flooder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=DEVICE, protocol=mqtt.MQTTv5)
+        flooder.max_inflight_messages_set(flood)
+        cert, key = pki.client(DEVICE)
+        flooder.tls_set(ca_certs=str(pki.ca_file), certfile=str(cert), keyfile=str(key))
+        flooder.connect(broker.host, broker.port)
+        flooder.loop_start()
+        other = Device(broker, pki, SITE, OTHER)
+        try:
+            payloads = [make_batch(count=1).to_json().encode() for _ in range(flood)]
+            started = time.monotonic()
+            sent = [flooder.publish(topic(SITE, DEVICE, "batch"), payload, qos=1) for payload in payloads]
+            for info in sent:
+                info.wait_for_publish(20)  # all of them at the broker, queued for ingest before the next
+            other.publish(honest)
+            assert other.ack_for(honest.batch_id).accepted == [honest.records[0].record_id]
+            handled_before_it = service.handled
+            elapsed = time.monotonic() - started
+            wait_until(lambda: service.handled >= burst, message="the flood's burst handled")
+            service._report_throttled(service_store := open_store(db), now=1e12)
+            service_store.close()
+        finally:
+            other.close()
+            flooder.disconnect()
+            flooder.loop_stop()
+    # Without the limit the honest batch waited for all 1,500; now only for what the rate let through
+    # since the flood began.
+    assert handled_before_it <= burst + rate * elapsed + 1
+    with open_store(db) as store:
+        stored = store.record_count()
+        letters = store.dead_letters()
+    assert burst <= stored - 1 < flood
+    (letter,) = letters
+    assert letter.topic == topic(SITE, DEVICE, "batch") and letter.reason.startswith("rate limited: ")
+    assert f"{flood - (stored - 1)} batch(es)" in letter.reason
+
+
 def test_two_consumers_in_one_share_group_split_the_batches(
     broker: Broker, pki: TestPKI, device: Device, db_url: str
 ) -> None:
@@ -208,6 +326,40 @@ def test_a_database_outage_leaves_the_batch_at_the_broker_until_it_is_stored(
     assert failures == [] and len(opened) == 2  # failed once, reopened the store, got the batch again
     with open_store(db) as store:
         assert store.record_count() == 2
+        redelivered = store.health_rows(datetime.now(UTC) - timedelta(hours=1)).events
+    assert redelivered == [(topic(SITE, DEVICE, "batch"), "redelivered", 1)]  # what `borne ingest health` counts
+
+
+def test_terminals_statuses_are_kept_for_health_and_a_forged_one_dead_lettered(
+    broker: Broker, pki: TestPKI, device: Device, tmp_path: Path
+) -> None:
+    db = sqlite_url(tmp_path / "ingest.db")
+    sent = datetime.now(UTC) - timedelta(minutes=5)
+    own = Status(site_id=SITE, device_id=DEVICE, state="online", backlog=42, oldest_pending_age_s=7200, sent_at=sent)
+    forged = own.model_copy(update={"device_id": OTHER})
+    marker = make_batch(count=1)
+    with running_ingest(ingest_section(broker, pki, db)):
+        status_topic = topic(SITE, DEVICE, "status")
+        for status in (forged, own):
+            device.client.publish(status_topic, status.to_json(), qos=1).wait_for_publish(10)
+        device.publish(marker)  # handled after both statuses: they have been handled once it is acknowledged
+        device.ack_for(marker.batch_id)
+    config = tmp_path / "borne.toml"
+    config.write_text(f'[ingest]\ndb = "{db}"\n')
+    result = CliRunner().invoke(cli, ["ingest", "health", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["terminals_reporting"] == 1 and report["records_pending"] == 42
+    assert report["oldest_pending"]["terminal"] == f"{SITE}/{DEVICE}"
+    assert 7200 + 300 <= report["oldest_pending"]["age_s"] < 7200 + 400
+    assert report["dead_letters"] == [
+        {
+            "terminal": f"{SITE}/{DEVICE}",
+            "reason": "status names another terminal than its topic",
+            "count": 1,
+            "payload_bytes": len(forged.to_json().encode()),
+        }
+    ]
 
 
 def _write_config(tmp_path: Path, broker: Broker, pki: TestPKI, db: str) -> Path:

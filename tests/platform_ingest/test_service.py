@@ -9,6 +9,7 @@ import pytest
 from platform_ingest.service import Backoff, IngestConfigError, IngestService, shared_filter
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import SqliteStore
+from tests.support.broker import TestPKI
 
 
 def test_backoff_doubles_up_to_the_maximum_with_jitter_and_resets() -> None:
@@ -31,3 +32,15 @@ def test_missing_tls_files_stop_ingest_at_start_naming_the_key(tmp_path: Path) -
     section = IngestSection(tls_ca=None, tls_cert=tmp_path / "client.crt", tls_key=tmp_path / "client.key")
     with pytest.raises(IngestConfigError, match=r"\[ingest\] tls_cert"):
         IngestService(section, lambda: SqliteStore(":memory:"))
+
+
+def test_a_client_id_other_than_the_certificate_name_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pki = TestPKI(tmp_path / "pki")
+    cert, key = pki.client("ingest-1")
+    for client_id, warned in (("ingest-1", False), ("ingest-2", True)):
+        caplog.clear()
+        section = IngestSection(tls_ca=pki.ca_file, tls_cert=cert, tls_key=key, client_id=client_id)
+        IngestService(section, lambda: SqliteStore(":memory:"))
+        assert ("certificate" in caplog.text and "set client_id = 'ingest-1'" in caplog.text) is warned
