@@ -115,7 +115,7 @@ def test_an_enrolled_terminal_is_not_replaced_without_force(tmp_path: Path) -> N
     for host in ("third", "fourth"):
         assert borne(*init_args(root, "--force", broker=f"mqtts://{host}:8883")).exit_code == 0
     kept = sorted(path.read_text() for path in (root / "etc/borne").glob("borne.toml.replaced-*"))
-    assert len(kept) == 3 and any("broker_host = \"third\"" in text for text in kept)
+    assert len(kept) == 3 and any('broker_host = "third"' in text for text in kept)
 
 
 def test_malformed_enrolment_values_are_refused_before_anything_is_written(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_bad_environment_value_names_the_variable(write_config, monkeypatch: pyt
         ("[outbox]\nretention_days = -1", "outbox.retention_days = -1: Input should be greater than or equal to 0"),
         ("[device]\ndepartment = '96'", "device.department = '96'"),
         ("[device]\ndepartment = '20'", "device.department = '20'"),
-        ("[device]\ndevice_id = 'ingest'", "device.device_id = 'ingest': Value error, 'ingest' is reserved to the central"),
+        ("[device]\ndevice_id = 'ingest'", "device.device_id = 'ingest': Value error, 'ingest' is reserved"),
         ("[kiosk]\nlanguages = []", "kiosk.languages = []"),
         ("[kiosk]\nlanguages = ['fr', 'fr']", "each language may appear once"),
         ("[kiosk]\nquestion = { en = 'Happy?' }", "French"),
