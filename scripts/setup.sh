@@ -10,7 +10,8 @@ VENV=.venv
 EXTRAS=${BORNE_EXTRAS:-dev,voice,kiosk,ingest-pg}
 # Debian 12 package names; see docs/development.md for what each is for.
 SYSTEM_PACKAGES=(mosquitto libportaudio2 postgresql postgresql-common pulseaudio pulseaudio-utils libasound2-plugins
-  libgl1 libegl1 libgl1-mesa-dri libxrender1 libmtdev1 espeak-ng systemd iproute2 util-linux)
+  libgl1 libegl1 libgl1-mesa-dri libxrender1 libmtdev1 espeak-ng systemd iproute2 util-linux
+  asterisk-core-sounds-fr asterisk-core-sounds-fr-g722 ffmpeg)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

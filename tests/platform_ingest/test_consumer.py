@@ -137,7 +137,7 @@ def test_unusable_payloads_are_dead_lettered(store: Store, payload: bytes, reaso
 
 
 def test_a_message_outside_the_batch_topics_is_dead_lettered(memory_store: Store) -> None:
-    outcome = handle("borne/v1/a/b/status", payload_of(make_batch()), memory_store)
+    outcome = handle("borne/v1/a/b/config", payload_of(make_batch()), memory_store)
     assert outcome.ack is None and outcome.dead_letter is not None and "topic" in outcome.dead_letter
 
 
