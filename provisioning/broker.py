@@ -118,6 +118,15 @@ def dynamic_security(devices: Iterable[FleetDevice], platform_identities: Sequen
     return json.dumps(document, indent=1) + "\n"
 
 
+# TLS 1.2 suites with forward secrecy and authenticated encryption only (no CBC, no RSA key exchange);
+# the fleet's keys are EC P-256, RSA ones are accepted for a broker certificate from elsewhere.
+TLS12_CIPHERS = ":".join(
+    f"ECDHE-{kind}-{suite}"
+    for kind in ("ECDSA", "RSA")
+    for suite in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
+)
+
+
 def dynamic_security_plugin() -> Path:
     """Debian's path of the plugin (the package mosquitto ships it), by architecture."""
     found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so")) + sorted(
@@ -145,6 +154,7 @@ def mosquitto_conf(
     max_packet_bytes: int = 1024 * 1024,
     password_file: Path | None = None,
     plugin: Path | None = None,
+    crlfile: Path | None = None,
 ) -> str:
     """The broker's configuration. Each client's id is forced to its identity
     (`use_username_as_clientid`), so no certificate can take another's session (ingest's among them).
@@ -186,8 +196,10 @@ def mosquitto_conf(
             if password_file
             else ["require_certificate true", "use_identity_as_username true"]
         ),
+        *([f"crlfile {crlfile}"] if crlfile else []),
         "use_username_as_clientid true",
-        "tls_version tlsv1.2",
+        "tls_version tlsv1.2",  # the lowest version accepted; TLS 1.3 is negotiated where both sides have it
+        f"ciphers {TLS12_CIPHERS}",
         "",
     ]
     return "\n".join(lines)

@@ -370,6 +370,42 @@ def platform_cert(ca_dir: Path, name: str, out_dir: Path, days: int) -> None:
     click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {name}")
 
 
+@fleet.command("revoke")
+@click.argument("device_ids", nargs=-1)
+@_ca_dir_option
+@click.option(
+    "--cert",
+    "cert_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A certificate file to revoke (repeat): for one signed before the CA kept its register.",
+)
+@click.option(
+    "--fleet",
+    "fleet_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also take the terminals off this fleet CSV, so the broker's rights no longer name them.",
+)
+def revoke(device_ids: tuple[str, ...], ca_dir: Path, cert_files: tuple[Path, ...], fleet_csv: Path | None) -> None:
+    """Cut off stolen or retired terminals: revoke every certificate the CA issued to DEVICE_IDS and
+    write the CA's revocation list (crl.pem) again, which the broker loads (`broker-config --crl`)."""
+    from provisioning.fleet import revoke as revoke_certificates
+
+    with _as_click_error():
+        done = revoke_certificates(ca_dir, device_ids, cert_files=cert_files, fleet_csv=fleet_csv)
+    for item in done.revoked:
+        click.echo(f"revoked {item.identity} (serial {item.serial:x})")
+    if not done.revoked:
+        click.echo("already revoked: nothing new")
+    if done.removed_from_fleet:
+        click.echo(f"removed from {fleet_csv}: {', '.join(done.removed_from_fleet)}")
+    click.echo(
+        f"wrote {done.crl}; copy it to the broker, run `borne provision fleet broker-config ... --crl` again if "
+        "the broker does not load it yet, and restart mosquitto (it reads the list and the rights at start)"
+    )
+
+
 @fleet.command("broker-config")
 @click.option(
     "--fleet",
@@ -432,6 +468,14 @@ def platform_cert(ca_dir: Path, name: str, out_dir: Path, days: int) -> None:
     default=None,
     help="Path of mosquitto_dynamic_security.so (default: found under /usr/lib, as Debian installs it).",
 )
+@click.option(
+    "--crl",
+    "crlfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The fleet CA's revocation list (crl.pem of `fleet ca init` and `fleet revoke`): the broker refuses "
+    "the certificates it lists.",
+)
 def broker_config(
     fleet_file: Path,
     out_dir: Path,
@@ -444,6 +488,7 @@ def broker_config(
     data_dir: Path | None,
     run_as_user: str | None,
     plugin: Path | None,
+    crlfile: Path | None,
 ) -> None:
     """Write a Mosquitto configuration: TLS with client certificates, each client's id forced to its
     certificate name, and per-device rights (publish, receive and subscribe) in the dynamic-security
@@ -461,6 +506,8 @@ def broker_config(
         plugin = plugin or dynamic_security_plugin()
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
+    if crlfile is not None:
+        _check_crl(crlfile, cafile)
     out_dir.mkdir(parents=True, exist_ok=True)
     dynsec_file = out_dir / "dynamic-security.json"
     dynsec_file.write_text(rights, encoding="utf-8")
@@ -475,6 +522,7 @@ def broker_config(
             persistence_dir=data_dir.resolve() if data_dir else None,
             run_as_user=run_as_user,
             plugin=plugin,
+            crlfile=crlfile.resolve() if crlfile else None,
         ),
         encoding="utf-8",
     )
@@ -483,6 +531,33 @@ def broker_config(
         click.echo(
             f"note: no fleet list at {fleet_file} yet, so no terminal may connect: `borne provision fleet sign "
             f"--fleet {fleet_file}` adds each terminal it signs; then run this command again and restart mosquitto"
+        )
+
+
+def _check_crl(crlfile: Path, cafile: Path) -> None:
+    """A list the broker cannot use stops it, or (expired) makes it refuse every terminal: check it now."""
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+
+    try:
+        crl = x509.load_pem_x509_crl(crlfile.read_bytes())
+    except (OSError, ValueError) as error:
+        raise click.BadParameter(
+            f"{crlfile} is not a readable revocation list (PEM) ({error}): give the crl.pem of the CA directory "
+            "(`fleet revoke` writes it again)",
+            param_hint="--crl",
+        ) from None
+    try:
+        ca = x509.load_pem_x509_certificate(cafile.read_bytes())
+    except (OSError, ValueError):
+        return  # the broker reports an unreadable --ca itself
+    if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
+        raise click.BadParameter(f"{crlfile} was not issued by the CA of --ca {cafile}", param_hint="--crl")
+    if crl.next_update_utc is not None and crl.next_update_utc < datetime.now(UTC):
+        raise click.BadParameter(
+            f"{crlfile} expired on {crl.next_update_utc:%Y-%m-%d}: the broker would refuse every terminal",
+            param_hint="--crl",
         )
 
 

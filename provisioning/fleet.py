@@ -9,21 +9,27 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from provisioning.broker import FleetDevice, read_fleet
 from provisioning.errors import ProvisioningError
 from provisioning.identity import common_name, load_certificate, load_key, valid_identifier
-from provisioning.pki import KeyAndCertificate, create_ca, issue, sign_csr
+from provisioning.pki import KeyAndCertificate, create_ca, issue, revocation_list, sign_csr
 from sync_agent.contract import is_platform_identity
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
+CRL = "crl.pem"  # the revoked certificates, for the broker's `crlfile`
+ISSUED = "issued.csv"  # every certificate the CA signed: serial,identity,not_after
+REVOKED = "revoked.csv"  # serial,identity,revoked_at
 DEFAULT_DAYS = 825
 
 
@@ -66,6 +72,7 @@ def init_ca(out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650
     except BaseException:
         key_path.unlink()  # a key without its certificate would block the next attempt
         raise
+    _write_atomically(out_dir / CRL, revocation_list(ca, []), 0o644)
     return key_path, cert_path
 
 
@@ -169,6 +176,7 @@ def sign_requests(
         raise FleetError(f"{out_dir} is not a directory", "choose a directory for --out")
     certificates = [(request, sign_csr(ca, request.pem, days=days)) for request in requests]
     out_dir.mkdir(parents=True, exist_ok=True)
+    _record_issued(ca_dir, [cert_pem for _request, cert_pem in certificates])
     signed = []
     for request, cert_pem in certificates:
         target = out_dir / f"{request.device_id}.crt"
@@ -192,7 +200,9 @@ def server_certificate(ca_dir: Path, names: list[str], out_dir: Path, days: int 
         raise FleetError(
             f"a server certificate already exists ({', '.join(present)})", "choose another --out directory"
         )
-    return _write_pair(issue(load_ca(ca_dir), names[0], server_names=names, days=days), cert_path, key_path)
+    pair = issue(load_ca(ca_dir), names[0], server_names=names, days=days)
+    _record_issued(ca_dir, [pair.cert_pem])
+    return _write_pair(pair, cert_path, key_path)
 
 
 def platform_certificate(ca_dir: Path, name: str, out_dir: Path, days: int = DEFAULT_DAYS) -> tuple[Path, Path]:
@@ -207,7 +217,144 @@ def platform_certificate(ca_dir: Path, name: str, out_dir: Path, days: int = DEF
     present = [str(path) for path in (cert_path, key_path) if path.exists()]
     if present:
         raise FleetError(f"a certificate for {name} already exists ({', '.join(present)})", "choose another --out")
-    return _write_pair(issue(load_ca(ca_dir), name, days=days), cert_path, key_path)
+    pair = issue(load_ca(ca_dir), name, days=days)
+    _record_issued(ca_dir, [pair.cert_pem])
+    return _write_pair(pair, cert_path, key_path)
+
+
+# -- revocation -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revocation:
+    identity: str
+    serial: int
+
+
+@dataclass(frozen=True)
+class Revoked:
+    revoked: list[Revocation]  # newly revoked (already revoked ones are not repeated)
+    crl: Path
+    removed_from_fleet: list[str]
+
+
+def _read_rows(path: Path, columns: list[str]) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise FleetError(f"cannot read {path} ({error})", f"restore {path} from the CA's backup") from None
+    if rows and set(columns) - set(rows[0]):
+        raise FleetError(f"{path} lacks the columns {','.join(columns)}", f"restore {path} from the CA's backup")
+    return rows
+
+
+def _write_rows(path: Path, columns: list[str], rows: Iterable[dict[str, str]]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomically(path, out.getvalue().encode(), 0o644)
+
+
+_ISSUED_COLUMNS = ["serial", "identity", "not_after"]
+_REVOKED_COLUMNS = ["serial", "identity", "revoked_at"]
+
+
+def _record_issued(ca_dir: Path, cert_pems: Sequence[bytes]) -> None:
+    """Add certificates to the CA's register, so that `revoke` finds them by name."""
+    rows = _read_rows(ca_dir / ISSUED, _ISSUED_COLUMNS)
+    for pem in cert_pems:
+        certificate = x509.load_pem_x509_certificate(pem)
+        rows.append(
+            {
+                "serial": format(certificate.serial_number, "x"),
+                "identity": common_name(certificate.subject) or "",
+                "not_after": certificate.not_valid_after_utc.isoformat(),
+            }
+        )
+    _write_rows(ca_dir / ISSUED, _ISSUED_COLUMNS, rows)
+
+
+def _certificate_of_ca(path: Path, ca: KeyAndCertificate) -> x509.Certificate:
+    try:
+        certificate = load_certificate(path.read_bytes(), path)
+    except OSError as error:
+        raise FleetError(f"cannot read {path} ({error.strerror})", "give the terminal's .crt file") from None
+    try:
+        certificate.verify_directly_issued_by(ca.certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        raise FleetError(f"{path} was not signed by this CA", "give a certificate this --ca-dir signed") from None
+    return certificate
+
+
+def revoke(
+    ca_dir: Path,
+    identities: Sequence[str],
+    *,
+    cert_files: Sequence[Path] = (),
+    fleet_csv: Path | None = None,
+    now: datetime | None = None,
+) -> Revoked:
+    """Revoke every certificate the CA issued to `identities` (found in its register) and the
+    `cert_files`; write the CA's CRL again, and take the terminals off `fleet_csv`.
+
+    Everything is checked before anything is written."""
+    ca = load_ca(ca_dir)
+    issued = _read_rows(ca_dir / ISSUED, _ISSUED_COLUMNS)
+    wanted: list[Revocation] = []
+    for identity in identities:
+        if not valid_identifier(identity):
+            raise FleetError(f"{identity!r} is not a device id", "give the terminal's device id, e.g. borne-23-001-a")
+        found = [Revocation(identity, int(row["serial"], 16)) for row in issued if row["identity"] == identity]
+        if not found:
+            raise FleetError(
+                f"no certificate issued to {identity} is on record in {ca_dir / ISSUED} (certificates signed "
+                "before the register existed are not in it)",
+                f"give the terminal's certificate with --cert, e.g. --cert fleet/signed/{identity}.crt",
+            )
+        wanted += found
+    for path in cert_files:
+        certificate = _certificate_of_ca(path, ca)
+        wanted.append(Revocation(common_name(certificate.subject) or "", certificate.serial_number))
+    if not wanted:
+        raise FleetError("nothing to revoke", "name the terminal(s) to cut off, or give --cert FILE")
+    devices = _fleet_without(fleet_csv, {r.identity for r in wanted}) if fleet_csv is not None else None
+    rows = _read_rows(ca_dir / REVOKED, _REVOKED_COLUMNS)
+    known = {int(row["serial"], 16) for row in rows}
+    when = (now or datetime.now(UTC)).replace(microsecond=0)
+    new = []
+    for revocation in wanted:
+        if revocation.serial not in known:
+            known.add(revocation.serial)
+            new.append(revocation)
+            rows.append(
+                {
+                    "serial": format(revocation.serial, "x"),
+                    "identity": revocation.identity,
+                    "revoked_at": when.isoformat(),
+                }
+            )
+    crl = revocation_list(ca, [(int(row["serial"], 16), datetime.fromisoformat(row["revoked_at"])) for row in rows])
+    _write_rows(ca_dir / REVOKED, _REVOKED_COLUMNS, rows)
+    _write_atomically(ca_dir / CRL, crl, 0o644)
+    removed: list[str] = []
+    if fleet_csv is not None and devices is not None:
+        kept, removed = devices
+        _write_rows(
+            fleet_csv, ["site_id", "device_id"], ({"site_id": d.site_id, "device_id": d.device_id} for d in kept)
+        )
+    return Revoked(new, ca_dir / CRL, removed)
+
+
+def _fleet_without(fleet_csv: Path, identities: set[str]) -> tuple[list[FleetDevice], list[str]]:
+    try:
+        devices = read_fleet(fleet_csv) if fleet_csv.exists() else []
+    except ValueError as error:
+        raise FleetError(str(error), f"fix {fleet_csv} (columns site_id,device_id)") from None
+    kept = [device for device in devices if device.device_id not in identities]
+    return kept, [device.device_id for device in devices if device.device_id in identities]
 
 
 def _write_pair(pair: KeyAndCertificate, cert_path: Path, key_path: Path) -> tuple[Path, Path]:
@@ -257,11 +404,17 @@ def _fleet_with(fleet_csv: Path, requests: list[SigningRequest]) -> str:
 __all__ = [
     "CA_CERT",
     "CA_KEY",
+    "CRL",
+    "ISSUED",
+    "REVOKED",
     "FleetError",
+    "Revocation",
+    "Revoked",
     "Signed",
     "init_ca",
     "load_ca",
     "read_request",
+    "revoke",
     "server_certificate",
     "sign_requests",
 ]

@@ -36,6 +36,19 @@ class KeyAndCertificate:
         key_path.chmod(0o600)
 
 
+_SIGNATURE_ONLY = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
@@ -108,6 +121,7 @@ def sign_csr(ca: KeyAndCertificate, csr_pem: bytes, *, server_names: Sequence[st
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_SIGNATURE_ONLY, critical=True)  # an EC key in TLS signs its handshake, nothing else
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
     if server_names:
@@ -122,6 +136,28 @@ def issue(
 ) -> KeyAndCertificate:
     key_pem, csr_pem = make_csr(common_name)
     return KeyAndCertificate(key_pem, sign_csr(ca, csr_pem, server_names=server_names, days=days))
+
+
+def revocation_list(ca: KeyAndCertificate, revoked: Sequence[tuple[int, datetime]]) -> bytes:
+    """A CRL of the CA listing `revoked` (serial number, revocation time), PEM.
+
+    Its next update is the CA's own expiry: a broker checking clients against an expired CRL refuses
+    every one of them, so the list must never run out while the CA is in use."""
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the CA key must be an EC key")
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(ca.certificate.not_valid_after_utc)
+    )
+    for serial, when in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+        )
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
 def _general_name(name: str) -> x509.GeneralName:

@@ -265,10 +265,15 @@ OpeningRange = Annotated[
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
+MAX_CONFIG_VERSION = 1_000_000
+
+
 class DeviceConfig(Contract):
     """Retained configuration on `borne/v1/{site}/{device}/config`, applied only if valid."""
 
-    config_version: int = Field(ge=1)
+    # Bounded: a terminal keeps only a higher version than the one it holds, so a version near the
+    # largest integer, published once, would refuse every later configuration.
+    config_version: int = Field(ge=1, le=MAX_CONFIG_VERSION)
     question: Texts
     follow_ups: list[FollowUp] = Field(default_factory=list, max_length=MAX_ANSWERS)
     languages: list[LanguageCode] = Field(default_factory=lambda: ["fr", "en"], min_length=1)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from borne_cli.main import cli
 from sync_agent.contract import (
     MAX_BATCH_RECORDS,
+    MAX_CONFIG_VERSION,
     Ack,
     Batch,
     Comment,
@@ -143,6 +144,9 @@ def test_status_and_device_config_validate() -> None:
         DeviceConfig.model_validate(
             {"config_version": 2, "question": {"fr": "?"}, "opening_hours": {"mon": ["9h-12h"]}}
         )
+    DeviceConfig.model_validate({"config_version": MAX_CONFIG_VERSION, "question": {"fr": "?"}})
+    with pytest.raises(ValidationError, match="less than or equal"):  # would lock out every later version
+        DeviceConfig.model_validate({"config_version": 2**62, "question": {"fr": "?"}})
 
 
 def test_topics() -> None:
