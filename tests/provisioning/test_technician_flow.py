@@ -60,7 +60,7 @@ def test_blank_terminal_to_enrolled_and_checked(tmp_path: Path) -> None:
         root,
     )
     assert installed.exit_code == 0, installed.output
-    make_bundle(tmp_path / "usb/whisper-base")
+    make_bundle(tmp_path / "usb/whisper-base", signed_by=fleet / "ca")  # checked with the CA installed above
     assert (
         borne("provision", "models", "install", "--root", root, "--from", tmp_path / "usb/whisper-base").exit_code == 0
     )
