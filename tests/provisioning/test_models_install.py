@@ -83,6 +83,7 @@ def test_partial_usb_bundle_is_refused_and_nothing_installed(tmp_path: Path, dam
     }[damage]
     assert expected in " ".join(result.output.split()), result.output
     assert "Fix:" in result.output
+    assert "pip install" not in result.output  # no use on site
     assert tree(tmp_path) == before
 
 
