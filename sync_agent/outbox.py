@@ -148,6 +148,7 @@ class Outbox:
         outbox._migrate()
         for record in salvaged:
             outbox.add_record(record)
+        _give_to_directory_owner(path)
         return outbox
 
     def close(self) -> None:
@@ -406,6 +407,21 @@ def _connect(path: Path, busy_timeout_s: float) -> Database:
     except sqlite3.Error as error:
         raise OutboxError(f"cannot open outbox {path} ({error}); check the path and its permissions") from None
     return Database(conn, execute_plugins=False)
+
+
+def _give_to_directory_owner(path: Path) -> None:
+    """Run as root (`sudo borne outbox stats`), SQLite creates the database, its WAL and shared-memory
+    files as root, which the kiosk and the sync agent then cannot write: hand them to the directory's
+    owner, as if that user had made them."""
+    if os.geteuid() != 0:
+        return
+    owner = path.parent.stat()
+    for file in (path, _sibling(path, "-wal"), _sibling(path, "-shm")):
+        try:
+            if file.stat().st_uid == 0 and owner.st_uid != 0:
+                os.chown(file, owner.st_uid, owner.st_gid)
+        except FileNotFoundError:
+            continue
 
 
 def _sibling(path: Path, suffix: str) -> Path:

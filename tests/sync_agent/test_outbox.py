@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -245,3 +246,18 @@ def test_outbox_stats_command(tmp_path: Path, write_config) -> None:  # type: ig
     assert '"pending": 1' in as_json.output and '"backlog": 1' in as_json.output
     purge = runner.invoke(cli, ["outbox", "purge", "--config", str(config)])
     assert purge.exit_code == 0 and "purged 0 record(s)" in purge.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="what root leaves behind: only root can make it")
+def test_outbox_stats_run_as_root_leaves_the_files_to_the_directory_owner(tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
+    """`sudo borne outbox stats` before the kiosk's first record must not leave a root-owned outbox."""
+    directory = tmp_path / "borne"
+    directory.mkdir()
+    os.chown(directory, 4242, 4242)  # the service user's directory
+    config = write_config(f'[outbox]\npath = "{directory}/outbox.db"\n')
+    with Outbox.open(directory / "outbox.db") as box:  # root holds it open: WAL and shared memory exist
+        box.add(make_draft())
+        result = CliRunner().invoke(cli, ["outbox", "stats", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        owners = {path.name: path.stat().st_uid for path in directory.iterdir()}
+    assert owners and set(owners.values()) == {4242}, owners
