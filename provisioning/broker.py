@@ -10,9 +10,11 @@ read every batch and status, shared subscriptions included, and write every ack 
 from __future__ import annotations
 
 import csv
+import grp
 import json
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +127,67 @@ TLS12_CIPHERS = ":".join(
     for kind in ("ECDSA", "RSA")
     for suite in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
 )
+
+
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker's copies of its TLS files, in a directory the broker's own user can read."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    crlfile: Path | None
+
+
+def copy_tls_files(tls_dir: Path, *, ca: Path, cert: Path, key: Path, crl: Path | None, group: str | None) -> BrokerTls:
+    """Copy the broker's TLS files into `tls_dir`: Mosquitto reads them after it has dropped to its own
+    user, which can read neither an offline CA directory (0700) nor a root-only key. Certificates and
+    the list are world-readable; the key is 0640 for `group` (mosquitto's), or 0600 without one.
+    Each file is parsed first, so a wrong path or a key in the place of a certificate stops here."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    def read(path: Path, option: str, parse: Callable[[bytes], object]) -> bytes:
+        try:
+            data = path.read_bytes()
+            parse(data)
+        except OSError as error:
+            raise ValueError(f"cannot read {option} {path} ({error.strerror})") from None
+        except ValueError:
+            raise ValueError(f"{option} {path} is not what it should be (PEM {option[2:]})") from None
+        return data
+
+    contents = {
+        "ca.crt": read(ca, "--ca", x509.load_pem_x509_certificate),
+        "server.crt": read(cert, "--cert", x509.load_pem_x509_certificate),
+        "server.key": read(key, "--key", lambda data: serialization.load_pem_private_key(data, password=None)),
+    }
+    if crl is not None:
+        contents["crl.pem"] = read(crl, "--crl", x509.load_pem_x509_crl)
+    gid = None
+    if group is not None and os.geteuid() == 0:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            gid = None
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    tls_dir.chmod(0o755)
+    for name, data in contents.items():
+        target = tls_dir / name
+        temporary = tls_dir / f".{name}.new"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        if name == "server.key":
+            if gid is not None:
+                os.chown(temporary, 0, gid)
+                temporary.chmod(0o640)
+        else:
+            temporary.chmod(0o644)
+        temporary.replace(target)
+    return BrokerTls(
+        tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key", tls_dir / "crl.pem" if crl else None
+    )
 
 
 def dynamic_security_plugin() -> Path:

@@ -14,7 +14,7 @@ import click
 
 from edge_models.bundles import DEFAULT_PACKAGES
 from edge_models.cli import weights_option
-from provisioning.broker import dynamic_security, dynamic_security_plugin, mosquitto_conf, read_fleet
+from provisioning.broker import copy_tls_files, dynamic_security, dynamic_security_plugin, mosquitto_conf, read_fleet
 from provisioning.check import CHECKS
 from provisioning.errors import ProvisioningError
 from provisioning.layout import SYSTEM_ROOT
@@ -520,7 +520,8 @@ def broker_config(
 ) -> None:
     """Write a Mosquitto configuration: TLS with client certificates, each client's id forced to its
     certificate name, and per-device rights (publish, receive and subscribe) in the dynamic-security
-    plugin's file. Restart the broker after regenerating it (the plugin reads its file at start)."""
+    plugin's file. The TLS files (and the CRL) are copied into OUT/tls, where mosquitto's user can read
+    them. Restart the broker after regenerating it (it reads the rights and the CRL at start)."""
     try:
         ipaddress.ip_address(bind_address)
     except ValueError:
@@ -536,30 +537,54 @@ def broker_config(
         raise click.ClickException(str(error)) from None
     if crlfile is not None:
         _check_crl(crlfile, cafile)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        tls = copy_tls_files(
+            out_dir / "tls", ca=cafile, cert=certfile, key=keyfile, crl=crlfile, group=run_as_user or "mosquitto"
+        )
+    except ValueError as error:
+        raise click.ClickException(f"{error}; nothing was written") from None
+    if data_dir is not None:
+        _give_to_broker_user(data_dir, run_as_user or "mosquitto")
     dynsec_file = out_dir / "dynamic-security.json"
     dynsec_file.write_text(rights, encoding="utf-8")
     (out_dir / "mosquitto.conf").write_text(
         mosquitto_conf(
             port=port,
             bind_address=bind_address,
-            cafile=cafile.resolve(),
-            certfile=certfile.resolve(),
-            keyfile=keyfile.resolve(),
+            cafile=tls.cafile.resolve(),
+            certfile=tls.certfile.resolve(),
+            keyfile=tls.keyfile.resolve(),
             dynsec_file=dynsec_file.resolve(),
             persistence_dir=data_dir.resolve() if data_dir else None,
             run_as_user=run_as_user,
             plugin=plugin,
-            crlfile=crlfile.resolve() if crlfile else None,
+            crlfile=tls.crlfile.resolve() if tls.crlfile else None,
         ),
         encoding="utf-8",
     )
-    click.echo(f"wrote {out_dir / 'mosquitto.conf'} and {dynsec_file} for {len(devices)} terminal(s)")
+    click.echo(
+        f"wrote {out_dir / 'mosquitto.conf'} and {dynsec_file} for {len(devices)} terminal(s), "
+        f"with copies of the TLS files in {out_dir / 'tls'} that mosquitto's user can read"
+    )
     if not fleet_file.exists():
         click.echo(
             f"note: no fleet list at {fleet_file} yet, so no terminal may connect: `borne provision fleet sign "
             f"--fleet {fleet_file}` adds each terminal it signs; then run this command again and restart mosquitto"
         )
+
+
+def _give_to_broker_user(data_dir: Path, user: str) -> None:
+    """The persistence directory, made if absent and (as root) owned by the user mosquitto runs as."""
+    import os
+    import pwd
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            return
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
 
 
 def _check_crl(crlfile: Path, cafile: Path) -> None:

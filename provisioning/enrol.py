@@ -313,6 +313,11 @@ def enrol(request: EnrolRequest) -> EnrolResult:
                 backup.unlink(missing_ok=True)
             raise
     result.notes.append(_key_ownership_note(layout.key, group, request.service_group))
+    if layout.root != Path(SYSTEM_ROOT) and not request.device_paths:
+        result.notes.append(
+            f"borne.toml names the files below {layout.root} (as this machine sees them); for a card or an image "
+            "that boots on its own, run it again with --force --device-paths so it names /etc/borne/… instead"
+        )
     return result
 
 

@@ -267,11 +267,16 @@ def install_live(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     show_default="the borne next to this Python",
-    help="Absolute path of the borne command the units run (inside the image with --root).",
+    help="Absolute path of the borne command the units run (inside the image: required with --root).",
 )
 def install_units(root: Path | None, central: bool, executable: Path | None) -> None:
     """Install the systemd units, their user and directories; enable and start them (see docs/systemd.md)."""
     plan = CENTRAL if central else TERMINAL
+    if root is not None and executable is None:
+        raise click.UsageError(
+            "--root writes units for another system (an image): give --executable with the path of borne "
+            "inside it, e.g. --executable /opt/borne/venv/bin/borne (this machine's own path would be wrong there)"
+        )
     chosen = executable or default_executable()
     if chosen is None:
         raise click.ClickException("cannot find the borne command: pass --executable /path/to/borne")

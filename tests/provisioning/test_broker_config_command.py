@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -93,7 +97,7 @@ def test_bad_fleet_file_is_refused(tmp_path: Path) -> None:
             "--out",
             str(tmp_path / "o"),
             "--ca",
-            "ca",
+            str(tmp_path / "ca"),
             "--cert",
             "c",
             "--key",
@@ -106,8 +110,10 @@ def test_bad_fleet_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_before_any_terminal_the_configuration_admits_the_platform_only(tmp_path: Path) -> None:
+    pki = LocalPKI(tmp_path / "pki")
     base = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(tmp_path / "o")]
-    base += ["--ca", "ca", "--cert", "c", "--key", "k", "--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
+    base += ["--ca", str(pki.ca_file), "--cert", str(pki.root / "server.crt"), "--key", str(pki.root / "server.key")]
+    base += ["--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
     result = CliRunner().invoke(cli, base)
     assert result.exit_code == 0, result.output
     assert "no fleet list at" in result.output and "fleet sign" in result.output
@@ -128,3 +134,67 @@ def _client(pki: LocalPKI, identity: str, port: int) -> mqtt.Client:
     client.loop_start()
     assert connected.wait(10)
     return client
+
+
+def test_the_tls_files_are_checked_and_copied_where_the_broker_can_read_them(tmp_path: Path) -> None:
+    pki = LocalPKI(tmp_path / "pki")
+    base = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(tmp_path / "o")]
+    base += ["--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
+    files = {"--ca": pki.ca_file, "--cert": pki.root / "server.crt", "--key": pki.root / "server.key"}
+    for option, wrong, message in (
+        ("--ca", pki.root / "server.key", "--ca {} is not what it should be (PEM ca)"),
+        ("--key", pki.root / "absent.key", "cannot read --key {}"),
+    ):
+        given = {**files, option: wrong}
+        refused = CliRunner().invoke(cli, [*base, *(str(x) for pair in given.items() for x in pair)])
+        assert refused.exit_code == 1 and message.format(wrong) in refused.output, refused.output
+        assert not (tmp_path / "o/mosquitto.conf").exists()
+    written = CliRunner().invoke(cli, [*base, *(str(x) for pair in files.items() for x in pair)])
+    assert written.exit_code == 0, written.output
+    conf = (tmp_path / "o/mosquitto.conf").read_text()
+    tls = (tmp_path / "o/tls").resolve()
+    assert f"cafile {tls}/ca.crt" in conf and f"keyfile {tls}/server.key" in conf
+    assert (tls / "server.key").read_bytes() == (pki.root / "server.key").read_bytes()
+    key_mode = (tls / "server.key").stat().st_mode & 0o777
+    assert key_mode in (0o640, 0o600) and (tls / "ca.crt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mosquitto drops to its own user only when started as root")
+def test_the_broker_running_as_its_own_user_starts_with_an_offline_ca_directory(tmp_path: Path) -> None:
+    """The documented layout: the CA directory 0700 and the server key 0600 root; mosquitto reads its
+    TLS files after switching to the mosquitto user."""
+    try:
+        pwd.getpwnam("mosquitto")
+    except KeyError:
+        pytest.fail("no mosquitto user: install the Debian package mosquitto")
+    fleet = tmp_path / "fleet"
+    fleet.mkdir(mode=0o700)
+    pki = LocalPKI(fleet / "ca")
+    (fleet / "ca").chmod(0o700)
+    port = free_port()
+    (tmp_path / "fleet.csv").write_text("site_id,device_id\nfs-1,borne-a\n")
+    etc = Path(tempfile.mkdtemp(prefix="borne-etc-mosquitto-"))  # like /etc/mosquitto: any user may enter it
+    etc.chmod(0o755)
+    conf, data = etc / "borne", etc / "data"
+    args = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(conf)]
+    args += ["--ca", str(pki.ca_file), "--cert", str(pki.root / "server.crt"), "--key", str(pki.root / "server.key")]
+    args += ["--port", str(port), "--bind", "127.0.0.1", "--user", "mosquitto", "--data-dir", str(data)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert data.stat().st_uid == pwd.getpwnam("mosquitto").pw_uid
+    broker = subprocess.Popen([MOSQUITTO, "-c", str(conf / "mosquitto.conf")], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert broker.poll() is None, broker.stderr.read() if broker.stderr else "mosquitto exited"
+                assert time.monotonic() < deadline, "mosquitto did not listen"
+                time.sleep(0.05)
+        _client(pki, "borne-a", port).disconnect()
+    finally:
+        broker.terminate()
+        broker.wait(10)
+        shutil.rmtree(etc)

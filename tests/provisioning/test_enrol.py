@@ -57,6 +57,16 @@ def test_device_paths_keep_the_terminals_own_paths_under_a_mounted_card(tmp_path
     values = tomllib.loads((tmp_path / "etc/borne/borne.toml").read_text())
     assert values["sync"]["tls_key"] == "/etc/borne/tls/device.key"
     assert values["outbox"]["path"] == "/var/lib/borne/outbox.db"
+    assert "--device-paths" not in result.output
+
+
+def test_root_without_device_paths_says_which_paths_the_settings_name(tmp_path: Path) -> None:
+    result = borne(*init_args(tmp_path))
+    assert result.exit_code == 0, result.output
+    values = tomllib.loads((tmp_path / "etc/borne/borne.toml").read_text())
+    assert values["sync"]["tls_key"] == str(tmp_path / "etc/borne/tls/device.key")
+    assert f"borne.toml names the files below {tmp_path}" in " ".join(result.output.split())
+    assert "--force --device-paths" in result.output
 
 
 def test_key_is_shared_with_the_service_group_when_it_exists(tmp_path: Path) -> None:

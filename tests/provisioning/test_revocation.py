@@ -130,7 +130,12 @@ def test_broker_config_refuses_a_crl_of_another_ca(tmp_path: Path) -> None:
     ca = _fleet(tmp_path, "borne-a")
     assert borne("provision", "fleet", "ca", "init", "--out", tmp_path / "other").exit_code == 0
     base = ["provision", "fleet", "broker-config", "--fleet", tmp_path / "fleet.csv", "--out", tmp_path / "conf"]
-    base += ["--ca", ca / "ca.crt", "--cert", "c", "--key", "k", "--plugin", "/usr/lib/x/dynsec.so"]
+    assert (
+        borne("provision", "fleet", "server-cert", "--ca-dir", ca, "--name", "b", "--out", tmp_path / "tls").exit_code
+        == 0
+    )
+    base += ["--ca", ca / "ca.crt", "--cert", tmp_path / "tls/server.crt", "--key", tmp_path / "tls/server.key"]
+    base += ["--plugin", "/usr/lib/x/dynsec.so"]
     refused = borne(*base, "--crl", tmp_path / "other/crl.pem")
     assert refused.exit_code == 2 and "was not issued by the CA of --ca" in refused.output
     garbage = tmp_path / "garbage.pem"
@@ -139,7 +144,8 @@ def test_broker_config_refuses_a_crl_of_another_ca(tmp_path: Path) -> None:
     assert not (tmp_path / "conf").exists()
     accepted = borne(*base, "--crl", ca / "crl.pem")
     assert accepted.exit_code == 0, accepted.output
-    assert f"crlfile {(ca / 'crl.pem').resolve()}" in (tmp_path / "conf/mosquitto.conf").read_text()
+    assert f"crlfile {(tmp_path / 'conf/tls/crl.pem').resolve()}" in (tmp_path / "conf/mosquitto.conf").read_text()
+    assert (tmp_path / "conf/tls/crl.pem").read_bytes() == (ca / "crl.pem").read_bytes()
 
 
 class _Broker:

@@ -20,6 +20,7 @@ from provisioning.units import (
     CENTRAL,
     TERMINAL,
     check_live_system,
+    default_executable,
     hidden_from_services,
     install_live,
     install_units,
@@ -93,10 +94,14 @@ def test_root_twice_gives_the_same_tree(tmp_path: Path) -> None:
     assert (tree(tmp_path), {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}) == first
 
 
-def test_default_executable_is_this_installation(tmp_path: Path) -> None:
-    install("--root", str(tmp_path))
-    unit = (tmp_path / "etc/systemd/system/borne-sync.service").read_text()
-    assert f"ExecStart={BORNE} sync --config /etc/borne/borne.toml" in unit
+def test_default_executable_is_this_installation() -> None:
+    assert default_executable() == BORNE
+
+
+def test_root_without_executable_is_refused_rather_than_naming_this_machines_path(tmp_path: Path) -> None:
+    result = CliRunner().invoke(install_units, ["--root", str(tmp_path)])
+    assert result.exit_code == 2 and "give --executable with the path of borne inside it" in result.output
+    assert not any(tmp_path.iterdir())
 
 
 def test_systemd_tools_make_the_user_and_directories_from_the_written_files(tmp_path: Path) -> None:
