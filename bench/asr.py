@@ -303,7 +303,13 @@ def build_blind(cache: Path) -> Path | None:
     default=None,
     help="Settings file whose [voice] section the pipeline uses (BORNE_VOICE__* variables apply too).",
 )
-@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for Whisper (every mode).")
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="CPU threads for Whisper (every mode; the kiosk's default).",
+)
 @click.option("--beam-size", type=int, default=5, show_default=True, help="Beam width (every mode).")
 @out_option("asr")
 @click.option(

@@ -163,7 +163,14 @@ class VoiceOptions(BaseModel):
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="Bundle name under models_dir (a directory).")
     models_dir: Path = Field(DEFAULT_MODELS_DIR, description="Directory holding the installed model bundles.")
     language: str = Field("fr", min_length=2, description="Language forced on Whisper (no detection).")
-    threads: int = Field(2, ge=1, le=64, description="CPU threads for Whisper (CTranslate2 intra-op).")
+    # One thread: Whisper's decoder runs many small steps, and a second thread cost more in
+    # synchronisation than it gave (decoding 2-3x slower on the 2-core host, docs/voice.md).
+    threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="CPU threads for Whisper (CTranslate2 intra-op); raise it only where it measures faster.",
+    )
     compute_type: str = Field(
         "auto", description="CTranslate2 compute type; 'auto' picks int8 on CPUs (see choose_compute_type)."
     )

@@ -98,7 +98,7 @@ def whisper_bundle(models_dir: Path) -> Path:
 def voice_options(models_dir: Path) -> Any:
     from edge_models.options import VoiceOptions
 
-    return VoiceOptions(models_dir=models_dir, threads=2)
+    return VoiceOptions(models_dir=models_dir)
 
 
 @pytest.fixture(scope="session")
