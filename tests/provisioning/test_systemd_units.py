@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from edge_models.options import VoiceOptions
 from provisioning.units import CENTRAL, SHIPPED_EXEC, TERMINAL, render, shipped_text, write_files
 
 ANALYZE = shutil.which("systemd-analyze")
@@ -124,6 +125,8 @@ def test_kiosk_has_no_network_and_only_its_devices(installed: Path) -> None:
     assert set(one("borne-kiosk.service", "RestrictAddressFamilies").split()) <= {"AF_UNIX", "AF_NETLINK"}
     assert set(one("borne-kiosk.service", "ReadWritePaths").split()) == {"/var/lib/borne", "/run/borne"}
     assert one("borne-kiosk.service", "InaccessiblePaths") == "-/etc/borne/tls"
+    # the bundles it loads are read-only to it, where the settings put them by default
+    assert one("borne-kiosk.service", "ReadOnlyPaths") == f"-{VoiceOptions().models_dir}"
 
 
 def test_sync_has_network_and_no_device(installed: Path) -> None:
