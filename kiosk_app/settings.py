@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from edge_models.options import VoiceOptions
+from kiosk_app.technician import PIN_HASH_PATTERN
 from sync_agent.contract import Choice, FollowUp, LanguageCode, Rating, Texts
 from sync_agent.settings import BorneSettings, OutboxSection, Section
 
@@ -81,10 +82,17 @@ class KioskSection(Section):
         description="Pixels per inch of the touchscreen; touch targets (15 mm at least) are sized from it.",
     )
     font_scale: float = Field(default=1.0, ge=0.75, le=2.0, description="Multiplies every text size on screen.")
+    technician_pin_hash: str = Field(
+        default="",
+        pattern=rf"({PIN_HASH_PATTERN})|^$",
+        description="scrypt hash of the technician screen's PIN, as `borne provision pin` writes it (empty, "
+        "and no technician_pin: the screen is disabled).",
+    )
     technician_pin: str = Field(
         default="",
         pattern=r"^([0-9]{4,12})?$",
-        description="PIN of the technician screen (4 to 12 digits; empty: the screen is disabled).",
+        description="Older settings: the PIN in plain text (4 to 12 digits); `borne provision pin` replaces it "
+        "with technician_pin_hash. Ignored when technician_pin_hash is set.",
     )
     microphone_device: str = Field(
         default="", description="Input device (PortAudio name or index); empty: the system's default input."

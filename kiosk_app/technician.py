@@ -1,15 +1,21 @@
 """The technician screen's logic, without Kivy: the hidden gesture, the PIN gate and the report shown.
 
 The screen (kiosk_app/ui) opens after `CornerGesture` sees a quick series of taps in one corner and
-`PinGate` accepts the PIN from `[kiosk] technician_pin`; an empty PIN keeps the screen disabled.
+`PinGate` accepts the PIN whose scrypt hash is `[kiosk] technician_pin_hash` (`borne provision pin`), or
+a plain `[kiosk] technician_pin` of older settings; neither keeps the screen disabled.
 Times come from an injected monotonic clock, so the tests move time by hand.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import hmac
+import json
+import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -18,11 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from sync_agent.contract import ComponentState
 from sync_agent.outbox import STATES, Outbox, OutboxError
 
 Clock = Callable[[], float]
+logger = logging.getLogger(__name__)
 
 
 class Corner(enum.StrEnum):
@@ -96,27 +104,78 @@ class PinCheck(enum.StrEnum):
     DISABLED = "disabled"  # no PIN configured: the technician screen stays closed
 
 
+# scrypt at 16 MiB and about 50 ms a try on the development machine: slow enough that the hash in
+# borne.toml does not give the PIN away to whoever reads the file, quick enough for the PIN pad.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 1 << 14, 8, 1
+PIN_HASH_PATTERN = r"^scrypt\$[0-9]+\$[0-9]+\$[0-9]+\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*$"
+MAX_LOCKOUT_S = 3600.0
+PIN_LOCK_FILE = "technician-lock.json"  # the kiosk keeps it beside the outbox
+
+
+def hash_pin(pin: str, *, salt: bytes | None = None) -> str:
+    """The PIN as `[kiosk] technician_pin_hash` keeps it: scrypt$N$r$p$salt$hash (base64)."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.scrypt(pin.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+    encode = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def verify_pin(pin: str, stored: str) -> bool:
+    """Whether `pin` matches a `hash_pin` string (in constant time once hashed)."""
+    try:
+        _name, n, r, p, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest, validate=True)
+        tried = hashlib.scrypt(
+            pin.encode("utf-8"),
+            salt=base64.b64decode(salt, validate=True),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=64 * 1024 * 1024,
+        )
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(tried, expected)
+
+
 class PinGate:
-    """Checks the technician PIN in constant time; `max_failures` wrong PINs lock it for `lockout_s`."""
+    """Checks the technician PIN; `max_failures` wrong PINs in a row lock it for `lockout_s`, each further
+    lock twice as long as the one before (at most an hour) until a right PIN. With `lock_file` the count
+    and the lock survive a restart of the kiosk (a restart must not give an attacker three new tries)."""
 
     def __init__(
         self,
-        configured_pin: str,
+        configured_pin: str = "",
         *,
+        pin_hash: str = "",
         max_failures: int = 3,
         lockout_s: float = 60.0,
         clock: Clock = time.monotonic,
+        lock_file: Path | None = None,
+        wall_clock: Clock = time.time,
     ) -> None:
-        self._digest = _digest(configured_pin) if configured_pin else None
+        """`pin_hash` (from `hash_pin`) wins over a plain `configured_pin`; neither: the screen is disabled."""
+        self._hash = pin_hash
+        self._digest = _digest(configured_pin) if configured_pin and not pin_hash else None
         self.max_failures = max_failures
         self.lockout_s = lockout_s
         self._clock = clock
+        self._wall = wall_clock
+        self._lock_file = lock_file
         self._failures = 0
+        self._lockouts = 0
         self._locked_until: float | None = None
+        self._load()
 
     @property
     def enabled(self) -> bool:
-        return self._digest is not None
+        return bool(self._hash) or self._digest is not None
+
+    @property
+    def failures(self) -> int:
+        """Wrong PINs since the last right one."""
+        return self._failures
 
     def locked_for(self) -> float:
         """Seconds left before another PIN may be tried (0 when not locked)."""
@@ -125,23 +184,61 @@ class PinGate:
         left = self._locked_until - self._clock()
         if left <= 0:
             self._locked_until = None
-            self._failures = 0
             return 0.0
         return left
 
     def check(self, pin: str) -> PinCheck:
-        if self._digest is None:
+        if not self.enabled:
             return PinCheck.DISABLED
         if self.locked_for() > 0:
             return PinCheck.LOCKED
-        # Both sides hashed first: the comparison time depends on neither the PIN's digits nor its length.
-        if hmac.compare_digest(_digest(pin), self._digest):
-            self._failures = 0
+        if self._matches(pin):
+            self._failures = self._lockouts = 0
+            self._save()
             return PinCheck.ACCEPTED
         self._failures += 1
-        if self._failures >= self.max_failures:
-            self._locked_until = self._clock() + self.lockout_s
+        if self._failures % self.max_failures == 0:
+            self._locked_until = self._clock() + min(MAX_LOCKOUT_S, self.lockout_s * 2**self._lockouts)
+            self._lockouts += 1
+        self._save()
         return PinCheck.REJECTED
+
+    def _matches(self, pin: str) -> bool:
+        if self._hash:
+            return verify_pin(pin, self._hash)
+        # Both sides hashed first: the comparison time depends on neither the PIN's digits nor its length.
+        return self._digest is not None and hmac.compare_digest(_digest(pin), self._digest)
+
+    def _load(self) -> None:
+        if self._lock_file is None:
+            return
+        try:
+            saved = json.loads(self._lock_file.read_text(encoding="utf-8"))
+            self._failures, self._lockouts = int(saved["failures"]), int(saved["lockouts"])
+            left = float(saved["locked_until"]) - self._wall() if saved.get("locked_until") else 0.0
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            logger.warning("technician lock file %s unreadable: counting as locked once", self._lock_file)
+            self._failures, self._lockouts, left = self.max_failures, 1, self.lockout_s
+        if left > 0:
+            self._locked_until = self._clock() + min(left, MAX_LOCKOUT_S)
+
+    def _save(self) -> None:
+        if self._lock_file is None:
+            return
+        left = self.locked_for()
+        state = {
+            "failures": self._failures,
+            "lockouts": self._lockouts,
+            "locked_until": self._wall() + left if left else None,
+        }
+        temporary = self._lock_file.with_name(self._lock_file.name + ".new")
+        try:
+            temporary.write_text(json.dumps(state), encoding="utf-8")
+            temporary.replace(self._lock_file)
+        except OSError as error:
+            logger.warning("cannot keep the technician lock in %s: %s", self._lock_file, error.strerror)
 
 
 def _digest(pin: str) -> bytes:

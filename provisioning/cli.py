@@ -140,6 +140,33 @@ def init(
         )
 
 
+@provision.command("pin")
+@_root_option
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file to write the PIN's hash into [default: ROOT/etc/borne/borne.toml].",
+)
+@click.password_option(
+    "--pin", prompt="Technician PIN (6 to 12 digits)", help="The PIN (asked for, twice, when not given)."
+)
+def pin(root: Path, config_path: Path | None, pin: str) -> None:
+    """Set the technician screen's PIN: only its scrypt hash goes into borne.toml ([kiosk]
+    technician_pin_hash); a plain technician_pin is removed from it and from its backups."""
+    from provisioning.layout import DeviceLayout
+    from provisioning.pin import set_pin
+
+    config = config_path or DeviceLayout(root).config
+    with _as_click_error():
+        scrubbed = set_pin(config, pin)
+    click.echo(f"wrote the PIN's hash into {config}")
+    for backup in scrubbed:
+        click.echo(f"removed the plain-text PIN from {backup}")
+    click.echo("restart the kiosk for it to take effect: sudo systemctl restart borne-kiosk")
+
+
 @provision.command("install-cert")
 @click.option(
     "--cert",

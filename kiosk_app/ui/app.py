@@ -28,7 +28,7 @@ from kiosk_app.read_aloud import ReadAloud
 from kiosk_app.record_keeper import RETRY_S, RecordKeeper
 from kiosk_app.settings import KioskSettings
 from kiosk_app.state_file import write_kiosk_state
-from kiosk_app.technician import PinCheck, PinGate, TechnicianReport, gather_report
+from kiosk_app.technician import PIN_LOCK_FILE, PinCheck, PinGate, TechnicianReport, gather_report
 from kiosk_app.ui import env, palette
 from kiosk_app.ui.env import ACTIVE_FPS, IDLE_FPS, set_frame_rate
 from kiosk_app.ui.i18n import Translator
@@ -141,7 +141,12 @@ class KioskApp(App):  # type: ignore[misc]
         self.runtime = runtime or VoiceRuntime(settings.voice, audio)
         self.runtime.on_change = lambda: Clock.schedule_once(lambda _dt: self._voice_state_changed(), 0)
         self.translator = Translator()
-        self.pin_gate = PinGate(settings.kiosk.technician_pin, clock=self.clock.monotonic)
+        self.pin_gate = PinGate(
+            settings.kiosk.technician_pin,
+            pin_hash=settings.kiosk.technician_pin_hash,
+            clock=self.clock.monotonic,
+            lock_file=settings.outbox.path.with_name(PIN_LOCK_FILE),  # beside the outbox: kept across restarts
+        )
         self.stored: deque[Record] = deque(maxlen=KEEP_STORED)  # the last records, for the demo and tests
         self.keeper = RecordKeeper(outbox, on_stored=self._stored)  # what the outbox refuses waits in memory
         self._on_started = on_started

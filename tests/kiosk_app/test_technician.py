@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -9,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from kiosk_app.technician import Corner, CornerGesture, PinCheck, PinGate, gather_report
+from kiosk_app.technician import (
+    PIN_HASH_PATTERN,
+    Corner,
+    CornerGesture,
+    PinCheck,
+    PinGate,
+    gather_report,
+    hash_pin,
+    verify_pin,
+)
 from sync_agent.contract import Ack, ComponentState, Rejection
 from sync_agent.outbox import Outbox
 from tests.conftest import FakeClock, make_draft
@@ -121,6 +131,57 @@ def test_lock_comes_back_after_three_more_failures(clock: FakeClock) -> None:
     for _ in range(3):
         assert gate.check("0") == PinCheck.REJECTED
     assert gate.check("4829") == PinCheck.LOCKED
+
+
+def test_each_further_lock_is_twice_as_long_up_to_an_hour(clock: FakeClock) -> None:
+    gate = PinGate("4829", clock=clock.monotonic, lockout_s=60)
+    locks = []
+    for _ in range(8):
+        for _ in range(3):
+            gate.check("0")
+        locks.append(round(gate.locked_for()))
+        clock.advance(gate.locked_for() + 0.1)
+    assert locks == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert gate.check("4829") == PinCheck.ACCEPTED
+    for _ in range(3):
+        gate.check("0")
+    assert round(gate.locked_for()) == 60  # a right PIN starts the scale again
+
+
+def test_the_lock_and_the_count_survive_a_restart(clock: FakeClock, tmp_path: Path) -> None:
+    wall = [1_800_000_000.0]
+    lock_file = tmp_path / "technician-lock.json"
+
+    def gate() -> PinGate:
+        return PinGate("4829", clock=clock.monotonic, lock_file=lock_file, wall_clock=lambda: wall[0])
+
+    first = gate()
+    first.check("0")
+    first.check("0")
+    assert gate().failures == 2  # restarted: no fresh tries
+    restarted = gate()
+    restarted.check("0")
+    assert restarted.locked_for() == pytest.approx(60)
+    wall[0] += 20  # the kiosk restarts 20 s later
+    again = gate()
+    assert again.check("4829") == PinCheck.LOCKED and again.locked_for() == pytest.approx(40)
+    wall[0] += 41
+    assert gate().check("4829") == PinCheck.ACCEPTED
+    assert gate().failures == 0
+    lock_file.write_text("{garbage")
+    assert gate().check("4829") == PinCheck.LOCKED  # a damaged file counts as a lock, never as a reset
+
+
+def test_a_hashed_pin_is_checked_and_the_hash_does_not_give_it_away(clock: FakeClock) -> None:
+    stored = hash_pin("482913")
+    assert re.fullmatch(PIN_HASH_PATTERN, stored) and "482913" not in stored
+    assert hash_pin("482913") != stored  # salted
+    assert verify_pin("482913", stored) and not verify_pin("482914", stored) and not verify_pin("", stored)
+    assert not verify_pin("482913", "scrypt$bad")
+    gate = PinGate(pin_hash=stored, clock=clock.monotonic)
+    assert gate.enabled and gate.check("000000") == PinCheck.REJECTED and gate.check("482913") == PinCheck.ACCEPTED
+    both = PinGate("111111", pin_hash=stored, clock=clock.monotonic)
+    assert both.check("111111") == PinCheck.REJECTED  # the hash wins over an old plain PIN
 
 
 def test_empty_configured_pin_disables_the_screen(clock: FakeClock) -> None:

@@ -15,8 +15,8 @@ from tests.support.ct2_model import tiny_model_bin
 SITE, DEPARTMENT, DEVICE = "fs-23-01", "23", "borne-a"
 
 
-def borne(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(arg) for arg in args], catch_exceptions=False)
+def borne(*args: str | Path, input: str | None = None) -> Result:
+    return CliRunner().invoke(cli, [str(arg) for arg in args], input=input, catch_exceptions=False)
 
 
 def init_args(root: Path, *extra: str | Path, broker: str = "mqtts://mqtt.example.fr:8883") -> list[str | Path]:

@@ -1,0 +1,119 @@
+"""`borne provision pin`: the technician screen's PIN, kept in borne.toml as a scrypt hash only.
+
+The settings file is edited, not rewritten: every other line stays as it is. A plain
+`technician_pin` of older settings is removed from the file and from the backups `init --force` left
+beside it, so that the PIN is nowhere on disk in clear.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+
+from kiosk_app.technician import hash_pin
+from provisioning.errors import ProvisioningError
+
+PIN_DIGITS = re.compile(r"[0-9]{6,12}")
+_TABLE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_PIN_KEY = re.compile(r"^\s*technician_pin(_hash)?\s*=")
+
+
+def check_new_pin(pin: str) -> None:
+    if not PIN_DIGITS.fullmatch(pin):
+        raise ProvisioningError(
+            "the PIN must be 6 to 12 digits", "choose another: not a date, not the site's phone number, not 123456"
+        )
+    if len(set(pin)) == 1 or pin in "01234567890123" or pin in "98765432109876":
+        raise ProvisioningError(f"{pin[:2]}… is a run or a repeat anyone would try first", "choose another PIN")
+
+
+def with_pin_hash(text: str, hashed: str) -> str:
+    """`text` (a borne.toml) with `[kiosk] technician_pin_hash = hashed` and no plain `technician_pin`."""
+    entry = f'technician_pin_hash = "{hashed}"\n'
+    out: list[str] = []
+    table: str | None = None
+    placed = False
+    for line in text.splitlines(keepends=True):
+        header = _TABLE.match(line)
+        if header:
+            table = header.group(1)
+            out.append(line)
+            if table == "kiosk":
+                out.append(entry)
+                placed = True
+            continue
+        if table == "kiosk" and _PIN_KEY.match(line):
+            continue
+        out.append(line)
+    if not placed:
+        if out and not out[-1].endswith("\n"):
+            out.append("\n")
+        out.append(("\n" if out else "") + "[kiosk]\n" + entry)
+    return "".join(out)
+
+
+def without_plain_pin(text: str) -> str:
+    """`text` without any `technician_pin = …` line of its [kiosk] table."""
+    out: list[str] = []
+    table: str | None = None
+    for line in text.splitlines(keepends=True):
+        header = _TABLE.match(line)
+        if header:
+            table = header.group(1)
+        elif table == "kiosk" and _PIN_KEY.match(line) and not line.lstrip().startswith("technician_pin_hash"):
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write `text` over `path` atomically, keeping its mode and owner."""
+    status = path.stat()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if os.geteuid() == 0:
+            os.chown(temporary, status.st_uid, status.st_gid)
+        temporary.chmod(status.st_mode & 0o7777)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def set_pin(config: Path, pin: str) -> list[Path]:
+    """Store `pin`'s hash in `config`; returns the backups a plain PIN was removed from."""
+    check_new_pin(pin)
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProvisioningError(
+            f"no settings file at {config}", "enrol the terminal first: borne provision init …"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProvisioningError(f"cannot read {config} ({error})", "run the command as root (sudo)") from None
+    updated = with_pin_hash(text, hash_pin(pin))
+    try:
+        tomllib.loads(updated)
+    except tomllib.TOMLDecodeError as error:
+        raise ProvisioningError(
+            f"{config} would not be valid TOML with the PIN added ({error})", f"correct {config} by hand first"
+        ) from None
+    _replace_text(config, updated)
+    scrubbed = []
+    for backup in sorted(config.parent.glob(f"{config.name}.replaced-*")):
+        old = backup.read_text(encoding="utf-8", errors="replace")
+        clean = without_plain_pin(old)
+        if clean != old:
+            _replace_text(backup, clean)
+            scrubbed.append(backup)
+    return scrubbed
+
+
+__all__ = ["check_new_pin", "set_pin", "with_pin_hash", "without_plain_pin"]
