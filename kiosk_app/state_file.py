@@ -1,9 +1,10 @@
 """The kiosk's microphone and model state, written for the sync agent to report in its `Status`.
 
 The kiosk has no network; the sync agent reads this small JSON file
-(`sync_agent.agent._read_kiosk_state`, path `[sync] kiosk_state_path`) and puts both states in the
-retained Status message. The file is replaced atomically, so the agent never reads half of it. A
-full disk or an unwritable directory costs a warning, never the kiosk.
+(`sync_agent.agent._read_kiosk_state`, path `[sync] kiosk_state_path`) and puts both states, and the
+count of wrong technician PINs in a row, in the retained Status message. The file is replaced
+atomically, so the agent never reads half of it. A full disk or an unwritable directory costs a
+warning, never the kiosk.
 """
 
 from __future__ import annotations
@@ -56,18 +57,25 @@ def model_state(*, loaded: bool, error: BaseException | None = None) -> Componen
     return ComponentState.OK if loaded else ComponentState.LOADING
 
 
-def write_kiosk_state(path: Path, *, microphone: ComponentState, model: ComponentState) -> None:
-    """Replace `path` with the two states: temp file in the same directory, fsync, rename (mode 0644).
+def write_kiosk_state(path: Path, *, microphone: ComponentState, model: ComponentState, pin_failures: int = 0) -> None:
+    """Replace `path` with the two states and the wrong technician PINs in a row: temp file in the same
+    directory, fsync, rename (mode 0644).
 
     Never raises for a file-system problem: it logs a warning naming the path and the cause, and the
     previous file (if any) stays whole.
     """
-    _try_write(Path(path), microphone=microphone, model=model)
+    _try_write(Path(path), microphone=microphone, model=model, pin_failures=pin_failures)
 
 
-def _try_write(path: Path, *, microphone: ComponentState, model: ComponentState) -> bool:
+def _try_write(path: Path, *, microphone: ComponentState, model: ComponentState, pin_failures: int = 0) -> bool:
     """`write_kiosk_state`, telling whether the file now holds these states."""
-    content = json.dumps({"microphone": ComponentState(microphone).value, "model": ComponentState(model).value})
+    content = json.dumps(
+        {
+            "microphone": ComponentState(microphone).value,
+            "model": ComponentState(model).value,
+            "technician_pin_failures": pin_failures,
+        }
+    )
     temp_name: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -354,8 +354,9 @@ class SyncAgent:
             last_ack_at=self.progress.last_ack_at,
             disk_free_bytes=shutil.disk_usage(self.outbox.path.parent).free,
             versions={"borne": version("borne")},
-            microphone=kiosk.get("microphone", ComponentState.UNKNOWN),
-            model=kiosk.get("model", ComponentState.UNKNOWN),
+            microphone=kiosk.microphone,
+            model=kiosk.model,
+            technician_pin_failures=kiosk.pin_failures,
             sent_at=now,
         )
 
@@ -390,9 +391,21 @@ def _read_config_version(path: Path) -> int | None:
         return None
 
 
-def _read_kiosk_state(path: Path) -> dict[str, ComponentState]:
+@dataclass(frozen=True)
+class KioskState:
+    microphone: ComponentState = ComponentState.UNKNOWN
+    model: ComponentState = ComponentState.UNKNOWN
+    pin_failures: int | None = None
+
+
+def _read_kiosk_state(path: Path) -> KioskState:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return {key: ComponentState(raw[key]) for key in ("microphone", "model") if key in raw}
-    except (OSError, ValueError, TypeError):
-        return {}
+        failures = raw.get("technician_pin_failures")
+        return KioskState(
+            ComponentState(raw.get("microphone", ComponentState.UNKNOWN)),
+            ComponentState(raw.get("model", ComponentState.UNKNOWN)),
+            failures if isinstance(failures, int) and not isinstance(failures, bool) and failures >= 0 else None,
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
+        return KioskState()

@@ -217,6 +217,9 @@ class Status(Contract):
     versions: dict[Key, Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=dict)
     microphone: ComponentState = ComponentState.UNKNOWN
     model: ComponentState = ComponentState.UNKNOWN
+    technician_pin_failures: int | None = Field(
+        default=None, ge=0, description="Wrong technician PINs in a row on the kiosk since the last right one."
+    )
     sent_at: datetime
 
 

@@ -210,7 +210,10 @@ class KioskApp(App):  # type: ignore[misc]
 
     def _write_state(self) -> None:
         write_kiosk_state(
-            self.settings.kiosk.kiosk_state_path, microphone=self.runtime.microphone, model=self.runtime.model
+            self.settings.kiosk.kiosk_state_path,
+            microphone=self.runtime.microphone,
+            model=self.runtime.model,
+            pin_failures=self.pin_gate.failures,
         )
 
     def _watchdog(self, _dt: float) -> None:
@@ -425,6 +428,7 @@ class KioskApp(App):  # type: ignore[misc]
             self._show(TECHNICIAN)
         else:
             logger.warning("technician screen: PIN %s", outcome.value)
+        self._write_state()  # the sync agent reports wrong PINs in the Status
         return outcome
 
     def close_technician(self) -> None:

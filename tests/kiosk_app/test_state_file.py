@@ -17,7 +17,7 @@ from edge_models.audio import SourceState
 from edge_models.bundles import BundleError, read_manifest
 from edge_models.pipeline import MicStatus
 from kiosk_app.state_file import KioskStateFile, microphone_state, model_state, write_kiosk_state
-from sync_agent.agent import _read_kiosk_state
+from sync_agent.agent import KioskState, _read_kiosk_state
 from sync_agent.contract import ComponentState
 
 
@@ -28,7 +28,7 @@ def test_round_trip_through_the_sync_agents_reader(
 ) -> None:
     path = tmp_path / "run" / "borne" / "kiosk-state.json"  # parent directories created
     write_kiosk_state(path, microphone=microphone, model=model)
-    assert _read_kiosk_state(path) == {"microphone": microphone, "model": model}
+    assert _read_kiosk_state(path) == KioskState(microphone, model, 0)
 
 
 def test_file_is_world_readable_whatever_the_umask_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_file_is_world_readable_whatever_the_umask_and_leaves_no_temp_file(tmp_p
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["kiosk-state.json"]
-    assert _read_kiosk_state(path) == {"microphone": ComponentState.MISSING, "model": ComponentState.OK}
+    assert _read_kiosk_state(path) == KioskState(ComponentState.MISSING, ComponentState.OK, 0)
 
 
 READER = """
@@ -57,7 +57,7 @@ while not Path(sys.argv[2]).exists():
     reads += 1
     try:
         data = json.loads(text)
-        assert set(data) == {"microphone", "model"}
+        assert set(data) == {"microphone", "model", "technician_pin_failures"}
     except (ValueError, AssertionError):
         partial += 1
 print(reads, partial)
@@ -92,7 +92,7 @@ def test_unwritable_location_logs_a_warning_and_does_not_raise(
     message = caplog.records[0].getMessage()
     assert str(path) in message and "kiosk_state_path" in message
     assert blocker.read_text(encoding="utf-8") == "x"
-    assert _read_kiosk_state(path) == {}
+    assert _read_kiosk_state(path) == KioskState()
 
 
 FULL_DISK = """
@@ -150,14 +150,14 @@ def test_tracker_writes_on_change_only_and_retries_after_a_failure(tmp_path: Pat
     path = tmp_path / "state" / "kiosk-state.json"
     tracker = KioskStateFile(path)
     tracker.on_model(loaded=False)
-    assert _read_kiosk_state(path) == {"microphone": ComponentState.UNKNOWN, "model": ComponentState.LOADING}
+    assert _read_kiosk_state(path) == KioskState(ComponentState.UNKNOWN, ComponentState.LOADING, 0)
     first = path.stat().st_ino
     tracker.on_model(loaded=False)
     assert path.stat().st_ino == first  # nothing changed, nothing rewritten
     tracker.on_microphone(MicStatus(SourceState.READY, ""))
     tracker.on_microphone(SourceState.ENDED)
     tracker.on_model(loaded=True)
-    assert _read_kiosk_state(path) == {"microphone": ComponentState.OK, "model": ComponentState.OK}
+    assert _read_kiosk_state(path) == KioskState(ComponentState.OK, ComponentState.OK, 0)
 
     # the directory disappears behind a file: the update is lost for now, and made once it can be
     path.unlink()
@@ -166,7 +166,7 @@ def test_tracker_writes_on_change_only_and_retries_after_a_failure(tmp_path: Pat
     tracker.on_microphone(SourceState.NO_DEVICE)
     path.parent.unlink()
     tracker.on_microphone(SourceState.NO_DEVICE)
-    assert _read_kiosk_state(path) == {"microphone": ComponentState.MISSING, "model": ComponentState.OK}
+    assert _read_kiosk_state(path) == KioskState(ComponentState.MISSING, ComponentState.OK, 0)
 
 
 def test_tracker_is_safe_from_several_threads(tmp_path: Path) -> None:
@@ -185,3 +185,11 @@ def test_tracker_is_safe_from_several_threads(tmp_path: Path) -> None:
         thread.join()
     on_disk = json.loads(path.read_text(encoding="utf-8"))
     assert on_disk["microphone"] == tracker.microphone.value
+
+
+def test_wrong_technician_pins_reach_the_sync_agent(tmp_path: Path) -> None:
+    path = tmp_path / "kiosk-state.json"
+    write_kiosk_state(path, microphone=ComponentState.OK, model=ComponentState.OK, pin_failures=4)
+    assert _read_kiosk_state(path).pin_failures == 4
+    path.write_text('{"microphone": "ok", "model": "ok", "technician_pin_failures": "many"}')
+    assert _read_kiosk_state(path) == KioskState(ComponentState.OK, ComponentState.OK, None)

@@ -255,7 +255,9 @@ def test_missing_certificate_file_is_a_clear_error(
 
 def test_status_is_retained_and_the_will_says_offline(tmp_path: Path, broker: Broker) -> None:
     settings = settings_for(tmp_path, broker)
-    (tmp_path / "kiosk-state.json").write_text(json.dumps({"microphone": "ok", "model": "loading"}))
+    (tmp_path / "kiosk-state.json").write_text(
+        json.dumps({"microphone": "ok", "model": "loading", "technician_pin_failures": 5})
+    )
     fill(settings, 3)
     platform = AckingPlatform(broker)
     try:
@@ -264,7 +266,7 @@ def test_status_is_retained_and_the_will_says_offline(tmp_path: Path, broker: Br
         platform.close()
     status = read_retained(broker, f"borne/v1/{SITE}/{DEVICE}/status")
     assert status.state == "online" and status.backlog == 0
-    assert (status.microphone, status.model) == ("ok", "loading")
+    assert (status.microphone, status.model, status.technician_pin_failures) == ("ok", "loading", 5)
     assert status.last_ack_at is not None and status.disk_free_bytes and status.versions["borne"]
 
     # A sync process killed without a clean disconnect: the broker publishes the last will.
