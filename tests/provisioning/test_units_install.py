@@ -109,6 +109,10 @@ def test_systemd_tools_make_the_user_and_directories_from_the_written_files(tmp_
     sysusers, tmpfiles = shutil.which("systemd-sysusers"), shutil.which("systemd-tmpfiles")
     assert sysusers and tmpfiles, "systemd-sysusers/systemd-tmpfiles missing: apt-get install systemd"
     install("--root", str(tmp_path), "--executable", IMAGE_BORNE)
+    key = tmp_path / "etc/borne/tls/device.key"  # as `provision init --root` leaves it on a card: root's alone
+    key.parent.mkdir(parents=True)
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o600)
     subprocess.run([sysusers, f"--root={tmp_path}"], check=True, capture_output=True)
     subprocess.run([tmpfiles, f"--root={tmp_path}", "--create"], check=True, capture_output=True)
     users = {line.split(":")[0]: line.split(":") for line in (tmp_path / "etc/passwd").read_text().splitlines()}
@@ -121,6 +125,8 @@ def test_systemd_tools_make_the_user_and_directories_from_the_written_files(tmp_
         info = (tmp_path / directory).stat()
         assert stat.S_IMODE(info.st_mode) == 0o750
         assert (info.st_uid, info.st_gid) == (int(borne[2]), int(borne[3]))
+    # at first boot the sync agent (group borne) can read the key, nobody else can
+    assert stat.S_IMODE(key.stat().st_mode) == 0o640 and key.stat().st_gid == int(borne[3])
 
 
 def test_central_user_is_made_by_sysusers(tmp_path: Path) -> None:
