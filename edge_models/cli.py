@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -235,6 +236,12 @@ def install_with_progress(
         return target, verify_bundle(target)
     except OSError as exc:
         where = exc.filename or from_dir or models_dir
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise BundleError(
+                f"cannot install the bundle into {models_dir}: {where}: {exc.strerror or exc}",
+                f"free space on the disk of {models_dir} (about twice the bundle's size is needed while it is "
+                "checked) or mount it read-write; the previous bundle, if any, is untouched",
+            ) from exc
         raise BundleError(
             f"cannot install the bundle: {where}: {exc.strerror or exc}",
             "check that the source is mounted and readable (ls -l) and that the target has free space",

@@ -126,11 +126,19 @@ def write_files(root: Path, plan: Plan, executable: PurePosixPath) -> list[Path]
     written = []
     for target, text in rendered.items():
         path = root / target
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.chmod(FILE_MODE)
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(text, encoding="utf-8")
+            temporary.chmod(FILE_MODE)
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            done = f"; already written: {', '.join(str(p) for p in written)}" if written else ""
+            raise click.ClickException(
+                f"cannot write {error.filename or path} ({error.strerror or error}){done}. Fix: free space on "
+                f"{root} or mount it read-write, then run the command again (it rewrites every file)"
+            ) from None
         written.append(path)
     return written
 

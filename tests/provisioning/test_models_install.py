@@ -3,6 +3,7 @@ unreadable USB bundle is refused with nothing installed."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -190,3 +191,25 @@ def test_weights_changed_under_the_pinned_models_name_are_refused(tmp_path: Path
     assert code == 1 and "says its model.bin is whisper-base" in output and "the weights were changed" in output
     refused = borne("provision", "fleet", "sign-bundle", usb, "--ca-dir", tmp_path / "ca")
     assert refused.exit_code == 1 and "the weights were changed" in refused.output  # not signed either
+
+
+def test_a_full_target_disk_is_named_as_such_not_blamed_on_the_stick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake for the full disk: the copy fails with ENOSPC on the target, as a full /var would."""
+    from edge_models import bundles
+
+    def full(sources: object, dest: Path, progress: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device", str(dest))
+
+    usb = tmp_path / "usb/whisper-base"
+    make_bundle(usb, signed_by=tmp_path / "ca")
+    monkeypatch.setattr(bundles, "_copy_hashing", full)
+    root = tmp_path / "root"
+    result = borne("provision", "models", "install", "--root", root, "--from", usb, "--ca", tmp_path / "ca/ca.crt")
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "No space left on device" in output
+    assert f"cannot install the bundle into {root}/var/lib/borne/models" in output and "free space" in output
+    assert "source is mounted" not in output
+    models = root / "var/lib/borne/models"
+    assert not models.exists() or not any(models.iterdir())  # no partial bundle left

@@ -4,6 +4,7 @@ where it cannot manage the system, and otherwise runs the systemd steps in order
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -257,3 +258,22 @@ def test_the_interpreter_of_the_script_counts_too(tmp_path: Path) -> None:
     script.write_text("#!/opt/borne/venv/bin/python3\nprint()\n")
     assert hidden_from_services(script, follow=True) == []
     assert hidden_from_services(Path("/root/venv/bin/borne"), follow=False) == ["/root/venv/bin/borne"]
+
+
+def test_a_full_target_gives_a_clear_error_and_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake for the full disk (root may write anywhere, so a real read-only target is hard to make here)."""
+    real_write = Path.write_text
+
+    def full(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name.startswith(".borne-sync"):
+            real_write(self, "half", encoding="utf-8")
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", full)
+    result = CliRunner().invoke(install_units, ["--root", str(tmp_path), "--executable", IMAGE_BORNE])
+    assert result.exit_code == 1 and "No space left on device" in result.output and "Fix: free space" in result.output
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.rglob(".*.tmp"))
