@@ -10,6 +10,7 @@ from __future__ import annotations
 import grp
 import json
 import os
+import pwd
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from sync_agent.contract import DEPARTMENT_PATTERN, is_platform_identity
 from sync_agent.settings import SettingsError, SyncSettings, read_toml
 
 SERVICE_GROUP = "borne"
+SYNC_USER = "borne-sync"  # the only user that reads the TLS key (provisioning/systemd/borne.sysusers.conf)
 DEFAULT_BROKER_PORT = 8883
 _DEPARTMENT = re.compile(DEPARTMENT_PATTERN)
 # A DNS name (labels of letters, digits and hyphens) or an IPv4 or bracket-less IPv6 address.
@@ -125,6 +127,7 @@ class EnrolRequest:
     force: bool = False
     device_paths: bool = False  # write the terminal's own paths (/etc/borne/...) even under another root
     service_group: str = SERVICE_GROUP
+    sync_user: str = SYNC_USER
 
 
 @dataclass
@@ -189,7 +192,7 @@ class _Staging:
     def __init__(self) -> None:
         self._files: list[tuple[Path, Path]] = []
 
-    def add(self, target: Path, data: bytes, mode: int, group: int | None = None) -> None:
+    def add(self, target: Path, data: bytes, mode: int, group: int | None = None, owner: int = 0) -> None:
         temporary = target.with_name(f".{target.name}.{os.getpid()}.new")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
         self._files.append((temporary, target))
@@ -198,7 +201,7 @@ class _Staging:
             handle.flush()
             os.fsync(handle.fileno())
         if group is not None:
-            os.chown(temporary, 0, group)
+            os.chown(temporary, owner, group)
         temporary.chmod(mode)
 
     def temporary(self, target: Path) -> Path:
@@ -227,7 +230,19 @@ def service_group_id(name: str) -> int | None:
         return None
 
 
-def _key_ownership_note(key: Path, group: int | None, group_name: str) -> str:
+def sync_user_id(name: str) -> int | None:
+    """The sync agent's user, when it exists and we may hand files to it (we are root)."""
+    if not running_as_root():
+        return None
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+def _key_ownership_note(key: Path, group: int | None, group_name: str, sync_user: int | None = None) -> str:
+    if group is not None and sync_user is not None:
+        return f"{key}: mode 0600, owner of the sync agent's user (the sync agent reads it, nobody else)"
     if group is not None:
         return f"{key}: mode 0640, owner root, group {group_name} (the borne services read it, nobody else)"
     who = "we are not root" if not running_as_root() else f"the group {group_name} does not exist yet"
@@ -273,6 +288,7 @@ def enrol(request: EnrolRequest) -> EnrolResult:
     config_text = settings_toml(request, broker, layout)
 
     group = service_group_id(request.service_group)
+    sync_user = sync_user_id(request.sync_user) if group is not None else None
     result = EnrolResult()
     staging = _Staging()
     backup: Path | None = None
@@ -282,14 +298,16 @@ def enrol(request: EnrolRequest) -> EnrolResult:
             if group is not None:
                 os.chown(layout.tls_dir, 0, group)
         try:
-            key_mode = 0o640 if group is not None else 0o600
+            # The sync agent's user alone reads the key; before that user exists, the services' group.
+            key_mode = 0o640 if group is not None and sync_user is None else 0o600
+            key_owner = sync_user or 0
             if identity is not None:
-                staging.add(layout.key, identity.key_pem, key_mode, group)
+                staging.add(layout.key, identity.key_pem, key_mode, group, key_owner)
                 staging.add(layout.certificate, identity.cert_pem, 0o644)
                 staging.add(layout.ca, identity.ca_pem, 0o644)
             else:
                 key, key_pem = new_key()
-                staging.add(layout.key, key_pem, key_mode, group)
+                staging.add(layout.key, key_pem, key_mode, group, key_owner)
                 staging.add(layout.csr, make_request(key, request.device_id, request.site_id), 0o644)
                 if ca_pem is not None:
                     staging.add(layout.ca, ca_pem, 0o644)
@@ -312,7 +330,7 @@ def enrol(request: EnrolRequest) -> EnrolResult:
             if backup is not None:
                 backup.unlink(missing_ok=True)
             raise
-    result.notes.append(_key_ownership_note(layout.key, group, request.service_group))
+    result.notes.append(_key_ownership_note(layout.key, group, request.service_group, sync_user))
     if layout.root != Path(SYSTEM_ROOT) and not request.device_paths:
         result.notes.append(
             f"borne.toml names the files below {layout.root} (as this machine sees them); for a card or an image "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,8 @@ CONFIG_DIR = PurePosixPath("etc/borne")
 WANTED_BY = "multi-user.target"
 SERVICE_GROUP = "borne"
 """The group the kiosk and the sync agent run as (provisioning/systemd/borne.sysusers.conf)."""
+SYNC_USER = "borne-sync"
+"""The sync agent's user, the only one that reads the TLS key."""
 FILE_MODE = 0o644
 
 
@@ -123,7 +126,7 @@ def enablement_links(plan: Plan) -> dict[PurePosixPath, str]:
 def write_files(root: Path, plan: Plan, executable: PurePosixPath) -> list[Path]:
     """Write the plan's files under `root` (each whole or not at all); returns the paths written."""
     rendered = {file.target: render(file, executable) for file in plan.files}  # fail before writing anything
-    written = []
+    written: list[Path] = []
     for target, text in rendered.items():
         path = root / target
         temporary = path.with_name(f".{path.name}.tmp")
@@ -156,13 +159,13 @@ def write_links(root: Path, plan: Plan) -> list[Path]:
     return made
 
 
-def hand_tls_to_group(layout: DeviceLayout, gid: int) -> list[Path]:
-    """Let the services read the TLS identity once their group exists: the directory 0750 and the key 0640,
-    owner root (`borne provision init` run before this command could only make them root's alone)."""
+def hand_tls_to_group(layout: DeviceLayout, gid: int, sync_uid: int) -> list[Path]:
+    """Let the sync agent read the TLS identity once its user exists: the directory 0750 root:borne, the
+    key 0600 to the sync user (`borne provision init` run before this command could only make them root's)."""
     changed = []
-    for path, mode in ((layout.tls_dir, 0o750), (layout.key, 0o640)):
+    for path, mode, uid in ((layout.tls_dir, 0o750, 0), (layout.key, 0o600, sync_uid)):
         if path.exists() and not path.is_symlink():
-            os.chown(path, 0, gid)
+            os.chown(path, uid, gid)
             path.chmod(mode)
             changed.append(path)
     return changed
@@ -234,6 +237,10 @@ def group_id(name: str) -> int:
     return grp.getgrnam(name).gr_gid
 
 
+def user_id(name: str) -> int:
+    return pwd.getpwnam(name).pw_uid
+
+
 def install_live(
     plan: Plan,
     executable: Path,
@@ -241,6 +248,7 @@ def install_live(
     *,
     root: Path = Path("/"),
     gid_of: Callable[[str], int] = group_id,
+    uid_of: Callable[[str], int] = user_id,
 ) -> tuple[list[Path], list[Path]]:
     """Write the files under `root` (/ but in tests), create the users and directories, enable and start the
     units. Returns the files written and the TLS files handed to the services' group."""
@@ -249,7 +257,7 @@ def install_live(
     if plan.tmpfiles:
         run(["systemd-tmpfiles", "--create", *(str(root / path) for path in plan.tmpfiles)])
     (root / CONFIG_DIR).mkdir(mode=0o755, parents=True, exist_ok=True)  # borne.toml / ingest.toml go here
-    handed = hand_tls_to_group(DeviceLayout(root), gid_of(SERVICE_GROUP)) if plan is TERMINAL else []
+    handed = hand_tls_to_group(DeviceLayout(root), gid_of(SERVICE_GROUP), uid_of(SYNC_USER)) if plan is TERMINAL else []
     run(["systemctl", "daemon-reload"])
     run(["systemctl", "enable", *plan.units])
     # --no-block: the sync agent is not "started" until it reaches the broker, which may be hours away.
@@ -309,7 +317,11 @@ def install_units(root: Path | None, central: bool, executable: Path | None) -> 
     for path in written:
         click.echo(f"wrote {path}")
     for path in handed:
-        click.echo(f"{path}: owner root, group {SERVICE_GROUP}, readable by the services")
+        owner = SYNC_USER if path.name == "device.key" else "root"
+        click.echo(
+            f"{path}: owner {owner}, group {SERVICE_GROUP}"
+            + (", readable by the sync agent only" if owner != "root" else "")
+        )
     click.echo(
         f"enabled and started {', '.join(plan.units)}; follow them with: journalctl -f "
         + " ".join(f"-u {unit}" for unit in plan.units)

@@ -144,7 +144,10 @@ class Outbox:
         if problem is not None:
             recovery, salvaged = _move_aside_and_salvage(path, problem)
             logger.error("outbox %s: %s", path, recovery.describe())
+        created = not path.exists()
         outbox = cls(_connect(path, busy_timeout_s), path, busy_timeout_s, recovery)
+        if created:
+            _open_to_the_umask(path)
         outbox._migrate()
         for record in salvaged:
             outbox.add_record(record)
@@ -407,6 +410,24 @@ def _connect(path: Path, busy_timeout_s: float) -> Database:
     except sqlite3.Error as error:
         raise OutboxError(f"cannot open outbox {path} ({error}); check the path and its permissions") from None
     return Database(conn, execute_plugins=False)
+
+
+def _open_to_the_umask(path: Path) -> None:
+    """SQLite creates a database 0644 whatever the umask allows, and its WAL and shared-memory files
+    with the database's mode: give the new file what the process's umask allows (0660 under the
+    units' 0007, so the kiosk and the sync agent, two users of one group, both write it)."""
+    try:
+        umask = next(
+            int(line.split()[1], 8)
+            for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines()
+            if line.startswith("Umask:")
+        )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return
+    try:
+        path.chmod(0o666 & ~umask)
+    except OSError as error:
+        logger.warning("cannot set the mode of the new outbox %s: %s", path, error.strerror)
 
 
 def _give_to_directory_owner(path: Path) -> None:

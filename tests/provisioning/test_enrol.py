@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grp
 import os
+import pwd
 import stat
 import tomllib
 from pathlib import Path
@@ -69,8 +70,25 @@ def test_root_without_device_paths_says_which_paths_the_settings_name(tmp_path: 
     assert "--force --device-paths" in result.output
 
 
+def test_key_belongs_to_the_sync_user_when_it_exists(tmp_path: Path) -> None:
+    request = EnrolRequest(
+        SITE, DEPARTMENT, DEVICE, "mqtts://broker", root=tmp_path, service_group="nogroup", sync_user="nobody"
+    )
+    result = enrol(request)
+    key = tmp_path / "etc/borne/tls/device.key"
+    if os.geteuid() != 0:
+        assert mode(key) == 0o600 and any("we are not root" in note for note in result.notes)
+        return
+    assert mode(key) == 0o600 and key.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+    assert mode(key.parent) == 0o750 and key.parent.stat().st_gid == grp.getgrnam("nogroup").gr_gid
+    assert any("owner of the sync agent's user" in note for note in result.notes)
+
+
 def test_key_is_shared_with_the_service_group_when_it_exists(tmp_path: Path) -> None:
-    request = EnrolRequest(SITE, DEPARTMENT, DEVICE, "mqtts://broker", root=tmp_path, service_group="nogroup")
+    """Units installed by an older version: the group exists, the sync user not yet."""
+    request = EnrolRequest(
+        SITE, DEPARTMENT, DEVICE, "mqtts://broker", root=tmp_path, service_group="nogroup", sync_user="no-such-user"
+    )
     result = enrol(request)
     key = tmp_path / "etc/borne/tls/device.key"
     if os.geteuid() != 0:  # only root may hand a file to a group: the key stays private to its owner

@@ -144,6 +144,13 @@ def test_ingest_has_no_device_and_its_own_user(installed: Path) -> None:
     items = security_items(installed, "borne-ingest.service")
     assert items["PrivateDevices="] is True
     assert one("borne-ingest.service", "User") == "borne-ingest"
+
+
+def test_kiosk_and_sync_are_two_users_of_one_group() -> None:
+    """Neither can read the other's memory; the sync agent alone reads the TLS key (0600, its own)."""
+    assert one("borne-kiosk.service", "User") == "borne" and one("borne-sync.service", "User") == "borne-sync"
+    assert one("borne-kiosk.service", "Group") == one("borne-sync.service", "Group") == "borne"
+    assert one("borne-sync.service", "PrivateUsers") == "yes"  # which keeps the primary group only
     assert one("borne-ingest.service", "StateDirectory") == "borne-ingest"
 
 
@@ -158,7 +165,8 @@ def test_no_core_dump_no_swap_and_a_watchdog(unit: str) -> None:
     assert seconds(one(unit, "RestartSec")) >= 1
     assert one(unit, "CapabilityBoundingSet") == ""
     assert one(unit, "ProtectSystem") == "strict"
-    assert one(unit, "UMask") == "0077"
+    # the ingest store is its own; the kiosk and the sync agent share the outbox through their group
+    assert one(unit, "UMask") == ("0077" if unit == "borne-ingest.service" else "0007")
     assert "@system-service" in directives(unit)["SystemCallFilter"]
     assert one(unit, "ExecStart").startswith(f"{SHIPPED_EXEC} ")
 

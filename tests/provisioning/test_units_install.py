@@ -119,15 +119,18 @@ def test_systemd_tools_make_the_user_and_directories_from_the_written_files(tmp_
     users = {line.split(":")[0]: line.split(":") for line in (tmp_path / "etc/passwd").read_text().splitlines()}
     groups = {line.split(":")[0] for line in (tmp_path / "etc/group").read_text().splitlines()}
     assert {"borne", "input", "render"} <= groups
-    borne = users["borne"]
-    assert int(borne[2]) < 1000, "borne must be a system user"
-    assert borne[6] == "/usr/sbin/nologin"
-    for directory in ("var/lib/borne", "run/borne"):
+    borne, sync = users["borne"], users["borne-sync"]
+    for user in (borne, sync):
+        assert int(user[2]) < 1000, "the services' users must be system users"
+        assert user[6] == "/usr/sbin/nologin"
+    assert sync[3] == borne[3] and sync[2] != borne[2]  # two users, one primary group
+    for directory, mode in (("var/lib/borne", 0o2770), ("run/borne", 0o750)):
         info = (tmp_path / directory).stat()
-        assert stat.S_IMODE(info.st_mode) == 0o750
+        assert stat.S_IMODE(info.st_mode) == mode
         assert (info.st_uid, info.st_gid) == (int(borne[2]), int(borne[3]))
-    # at first boot the sync agent (group borne) can read the key, nobody else can
-    assert stat.S_IMODE(key.stat().st_mode) == 0o640 and key.stat().st_gid == int(borne[3])
+    # at first boot the sync agent can read the key, and nobody else
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.stat().st_uid == int(sync[2])
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o750 and key.parent.stat().st_gid == int(borne[3])
 
 
 def test_central_user_is_made_by_sysusers(tmp_path: Path) -> None:
@@ -207,8 +210,11 @@ def test_live_install_runs_the_systemd_steps_in_order(tmp_path: Path) -> None:
     (tls / "device.key").write_bytes(b"key")
     (tls / "device.key").chmod(0o600)
     service_gid = os.getgid() + 4242 if os.geteuid() == 0 else os.getgid()
+    sync_uid = os.getuid() + 4343 if os.geteuid() == 0 else os.getuid()
 
-    written, handed = install_live(TERMINAL, BORNE, record, root=tmp_path, gid_of=lambda name: service_gid)
+    written, handed = install_live(
+        TERMINAL, BORNE, record, root=tmp_path, gid_of=lambda name: service_gid, uid_of=lambda name: sync_uid
+    )
     assert {path.relative_to(tmp_path).as_posix() for path in written} == TERMINAL_FILES
     assert commands == [
         ["systemd-sysusers", str(tmp_path / "etc/sysusers.d/borne.conf")],
@@ -218,9 +224,9 @@ def test_live_install_runs_the_systemd_steps_in_order(tmp_path: Path) -> None:
         ["systemctl", "restart", "--no-block", "borne-kiosk.service", "borne-sync.service"],
     ]
     assert handed == [tls, tls / "device.key"]
-    for path, mode in ((tls, 0o750), (tls / "device.key", 0o640)):
+    for path, mode, owner in ((tls, 0o750, 0), (tls / "device.key", 0o600, sync_uid)):
         info = path.stat()
-        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (mode, 0, service_gid)
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (mode, owner, service_gid)
 
     commands.clear()
     written, handed = install_live(CENTRAL, BORNE, record, root=tmp_path / "central", gid_of=lambda name: 0)
