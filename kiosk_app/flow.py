@@ -1,6 +1,7 @@
 """The kiosk's screen flow as a plain state machine: the only place that decides what comes next.
 
-Attract -> Rating -> FollowUp(s) -> VoiceOffer -> Listening -> Review -> Thanks -> Attract.
+Attract -> Rating -> FollowUp(s) -> VoiceOffer -> Listening -> Review -> Thanks -> Attract; a face
+tapped on the attract screen is the rating itself (one tap votes) and goes straight to what follows it.
 Events are method calls (taps, voice results) and `tick()` for timeouts; time comes from an
 injected clock, so every path is testable without waiting. The screens (kiosk_app/ui) only call
 these methods and draw `flow.state`; this module never imports Kivy.
@@ -128,6 +129,19 @@ class Flow:
     def rate(self, rating: Rating) -> bool:
         if self.state != State.RATING or not self._tap():
             return False
+        self._rate(rating)
+        return True
+
+    def rate_at_once(self, rating: Rating) -> bool:
+        """A face tapped on the attract screen: the visit starts with that rating. One tap is a vote,
+        kept even if the person leaves at once (saved as abandoned when the next screen times out)."""
+        if self.state != State.ATTRACT or not self._tap():
+            return False
+        self._new_session()
+        self._rate(rating)
+        return True
+
+    def _rate(self, rating: Rating) -> None:
         now = self._clock.monotonic()
         self.session.rating = Rating(rating)
         self.session.period = truncate_to_hour(self._clock.now())
@@ -138,7 +152,6 @@ class Flow:
             self._enter(State.FOLLOW_UP)
         else:
             self._after_follow_ups()
-        return True
 
     def answer(self, choice_id: str | None) -> bool:
         """Answer the current follow-up with one of its choices, or skip it with None."""

@@ -127,6 +127,10 @@ class Smiley(_Drawn):
             Line(points=points, width=stroke, cap="round", joint="round")
 
 
+class FaceButton(ButtonBehavior, Smiley):
+    """A face that is a rating button (the attract screen's: one tap votes)."""
+
+
 # Flags as drawing lists in unit coordinates (0..1 on each axis).
 FLAG_STRIPES: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
     "fr": ("vertical", (("#002395", 1), ("#FFFFFF", 1), ("#ED2939", 1))),

@@ -207,6 +207,33 @@ def test_walking_away_after_rating_keeps_the_rating(h: Harness, where: str) -> N
         assert record.answers == {"resolved": "a", "waiting": "b"}
 
 
+def test_one_tap_on_a_face_of_the_attract_screen_votes(h: Harness) -> None:
+    assert h.tap("rate_at_once", Rating.VERY_SATISFIED)
+    assert h.states == [State.FOLLOW_UP]  # no rating screen in between
+    limit = h.flow.timeout_s(State.FOLLOW_UP)
+    assert limit is not None and h.wait(limit + 0.1)  # the person left at once
+    [record] = h.records
+    assert record.rating == Rating.VERY_SATISFIED and record.flags == [Flag.ABANDONED]
+    assert h.flow.state == State.ATTRACT
+
+
+def test_one_tap_only_from_the_attract_screen_and_once(h: Harness) -> None:
+    h.tap("touch")
+    assert not h.tap("rate_at_once", Rating.SATISFIED)  # on the rating screen, the cards vote
+    h.tap("rate", Rating.SATISFIED)
+    h.wait(h.flow.timeout_s(State.FOLLOW_UP) or 0)
+    assert h.flow.rate_at_once(Rating.DISSATISFIED) and not h.flow.rate_at_once(Rating.DISSATISFIED)
+    assert h.flow.session.rating == Rating.DISSATISFIED  # a double tap is one vote
+
+
+def test_one_tap_without_follow_ups_goes_to_the_voice_offer_or_thanks() -> None:
+    spoken = Harness(settings(follow_ups=[]))
+    assert spoken.tap("rate_at_once", Rating.SATISFIED) and spoken.flow.state == State.VOICE_OFFER
+    silent = Harness(settings(follow_ups=[]), voice=False)
+    assert silent.tap("rate_at_once", Rating.SATISFIED) and silent.flow.state == State.THANKS
+    assert [record.rating for record in silent.records] == [Rating.SATISFIED]
+
+
 def test_partial_text_keeps_listening_alive(h: Harness) -> None:
     h.tap("touch")
     h.tap("rate", Rating.SATISFIED)

@@ -1,4 +1,5 @@
-"""Attract: the question, the smileys and "touch the screen"; a tap anywhere starts a session.
+"""Attract: the question, the faces and "touch the screen": a tap on a face is the vote itself (the
+visit goes on from that rating), a tap anywhere else starts a session on the rating screen.
 
 Five taps in the top-left corner within three seconds open the technician's PIN screen (when a PIN
 is configured); those taps never start a session.

@@ -328,6 +328,7 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
             tap(find_button(app, digit))
         tap(find_button(app, app.tr("tech.ok")))
         observed["after_wrong_pin"] = {"screen": app.manager.current, "message": app.current_screen.message}
+        observed["pin_failures_reported"] = json.loads(kiosk.kiosk_state_path.read_text())["technician_pin_failures"]
         for digit in kiosk.technician_pin:
             tap(find_button(app, digit))
         tap(find_button(app, app.tr("tech.ok")))
@@ -356,6 +357,22 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
     for _ in range(5):
         tap_at(side, app.manager.height - side)
     observed["gesture_without_pin"] = {"screen": app.manager.current, "state": flow.state.value}
+
+    # One tap on a face of the attract screen votes; the person walks away at once.
+    visited.clear()
+    stored_before = len(app.stored)
+    clock.advance(kiosk.debounce_s + 1)
+    yield wait_for(State.ATTRACT)
+    faces = list(reversed(app.current_screen.ids.faces.children))
+    tap(faces[Rating.VERY_SATISFIED - 1])
+    yield until(lambda: flow.state != State.ATTRACT, "the screen after a face", 3)
+    observed["one_tap_state"] = flow.state.value
+    clock.advance(max(flow.timeout_s(flow.state) or 0, 0) + 1)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after walking away", 5)
+    observed["one_tap"] = {
+        "screens": list(visited),
+        "stored": [(int(r.rating), [str(f) for f in r.flags]) for r in list(app.stored)[stored_before:]],
+    }
 
 
 def listening_timeout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:

@@ -228,8 +228,8 @@ def test_a_double_tap_answers_once(behaviour: dict[str, Any]) -> None:
 def test_without_a_model_bundle_the_voice_offer_never_appears(behaviour: dict[str, Any]) -> None:
     assert behaviour["model_state"] == "missing" and behaviour["voice_available"] is False
     assert behaviour["session_screens"] == ["rating", "follow_up", "thanks"]
-    assert behaviour["state_file"] == {"microphone": "ok", "model": "missing"}
-    sent = behaviour["stored"][-1]
+    assert behaviour["state_file"] == {"microphone": "ok", "model": "missing", "technician_pin_failures": 0}
+    sent = next(record for record in behaviour["stored"] if record["answers"] == {"resolved": "no"})
     assert sent["rating"] == Rating.SATISFIED and sent["comment"] is None
     assert sent["answers"] == {"resolved": "no"} and sent["site_id"] == "fs-test-site"
 
@@ -244,12 +244,19 @@ def test_read_aloud_says_the_screen_in_its_language(behaviour: dict[str, Any]) -
 def test_the_technician_screen_needs_the_pin(behaviour: dict[str, Any]) -> None:
     assert behaviour["after_gesture"] == "technician_gate"
     assert behaviour["after_wrong_pin"] == {"screen": "technician_gate", "message": "Code incorrect"}
+    assert behaviour["pin_failures_reported"] == 1  # in the state file, for the sync agent's Status
     texts = behaviour["technician_texts"]
     assert {"fs-test-site", "borne-test-7", version("borne")} <= set(texts)
     assert "absent" in texts  # the model is missing
     assert behaviour["technician_level"] > 0  # the microphone test shows the input's level
     assert behaviour["technician_idle"] == "attract"
     assert behaviour["gesture_without_pin"] == {"screen": "attract", "state": "attract"}
+
+
+def test_one_tap_on_a_face_of_the_first_screen_is_a_vote(behaviour: dict[str, Any]) -> None:
+    assert behaviour["one_tap_state"] == "follow_up"  # straight past the rating screen
+    assert behaviour["one_tap"]["screens"] == ["follow_up", "attract"]
+    assert behaviour["one_tap"]["stored"] == [(int(Rating.VERY_SATISFIED), [str(Flag.ABANDONED)])]
 
 
 # -- palette ------------------------------------------------------------------------------------------
