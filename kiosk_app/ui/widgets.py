@@ -127,7 +127,7 @@ class Smiley(_Drawn):
             Line(points=points, width=stroke, cap="round", joint="round")
 
 
-class FaceButton(ButtonBehavior, Smiley):
+class FaceButton(ButtonBehavior, Smiley):  # type: ignore[misc]
     """A face that is a rating button (the attract screen's: one tap votes)."""
 
 

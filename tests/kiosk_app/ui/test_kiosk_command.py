@@ -78,7 +78,11 @@ def test_a_demo_visit_by_touch_ends_with_the_spoken_comment_in_the_outbox(tmp_pa
     assert f"record {record.record_id}" in done.stdout and record.comment.text in done.stdout
     for name in SCREENS:
         assert (shots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    assert json.loads((tmp_path / "kiosk-state.json").read_text()) == {"microphone": "ok", "model": "ok"}
+    assert json.loads((tmp_path / "kiosk-state.json").read_text()) == {
+        "microphone": "ok",
+        "model": "ok",
+        "technician_pin_failures": 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -256,7 +256,7 @@ def test_the_technician_screen_needs_the_pin(behaviour: dict[str, Any]) -> None:
 def test_one_tap_on_a_face_of_the_first_screen_is_a_vote(behaviour: dict[str, Any]) -> None:
     assert behaviour["one_tap_state"] == "follow_up"  # straight past the rating screen
     assert behaviour["one_tap"]["screens"] == ["follow_up", "attract"]
-    assert behaviour["one_tap"]["stored"] == [(int(Rating.VERY_SATISFIED), [str(Flag.ABANDONED)])]
+    assert behaviour["one_tap"]["stored"] == [[int(Rating.VERY_SATISFIED), [str(Flag.ABANDONED)]]]
 
 
 # -- palette ------------------------------------------------------------------------------------------
