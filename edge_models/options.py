@@ -100,10 +100,18 @@ class SegmenterOptions(BaseModel):
         0.5, ge=0.0, le=1.0, description="Audio kept before the first and after the last speech frame."
     )
     session_silence_s: float = Field(
-        2.5,
+        6.0,
         gt=0.0,
         le=30.0,
-        description="Silence after the last phrase that ends the session (the citizen has finished).",
+        description="Silence after the last phrase that ends the session (the citizen has finished); long "
+        "enough that a pause to think of the next sentence does not cut the comment.",
+    )
+    countdown_s: float = Field(
+        3.0,
+        ge=0.0,
+        le=30.0,
+        description="The last seconds of that silence are counted down to the citizen (Quiet events), so the "
+        "end never comes unannounced; 0: no countdown.",
     )
     initial_silence_s: float = Field(
         8.0, gt=0.0, le=60.0, description="Silence before any speech that ends the session with no text."

@@ -72,7 +72,15 @@ class FinalText:
     lost_s: float = 0.0  # seconds of phrase audio whose text the guard finally rejected
 
 
-VoiceEvent = MicStatus | PartialText | FinalText
+@dataclass(frozen=True)
+class Quiet:
+    """The session will end for silence in `seconds_left` (whole seconds, counted down); None: speech
+    came back, the countdown is off."""
+
+    seconds_left: int | None
+
+
+VoiceEvent = MicStatus | PartialText | Quiet | FinalText
 Transcribe = Callable[["FloatArray"], PhraseResult]
 
 
@@ -323,6 +331,17 @@ class VoiceSession:
                     return event
             return None
 
+        announced: int | None = None
+
+        def count_down() -> None:
+            """Announce each whole second of the last `countdown_s` of silence, and its cancellation."""
+            nonlocal announced
+            left = segmenter.silence_left_s()
+            shown = math.ceil(left) if left is not None and 0 < left <= opt.segmenter.countdown_s else None
+            if shown != announced:
+                announced = shown
+                self._on_event(Quiet(shown))
+
         blocks = self.source.blocks()
         try:
             for block in blocks:
@@ -338,6 +357,7 @@ class VoiceSession:
                         end = handle(segmenter.push(frame, vad(frame)))
                         if end is not None:
                             break
+                        count_down()
                 if end is not None:
                     self.source.stop()
                     break
@@ -392,4 +412,4 @@ class VoiceSession:
         return final
 
 
-__all__ = ["FinalText", "MicStatus", "PartialText", "VoiceEvent", "VoiceSession"]
+__all__ = ["FinalText", "MicStatus", "PartialText", "Quiet", "VoiceEvent", "VoiceSession"]

@@ -141,6 +141,14 @@ class Segmenter:
             events.append(end)
         return events
 
+    def silence_left_s(self) -> float | None:
+        """Seconds of silence still to come before the session ends for silence; None while someone
+        speaks, before any speech, or once the session has ended."""
+        if self.ended is not None or self.last_speech_frame < 0 or (self._in_phrase and self._silence_run == 0):
+            return None
+        silent = (self.frames_seen - 1 - self.last_speech_frame) * FRAME_S
+        return max(0.0, self.opt.session_silence_s - silent)
+
     def flush(self) -> list[Event]:
         """The input ended: emit the phrase in progress and end the session."""
         if self.ended is not None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from edge_models.moderation import moderate
-from edge_models.pipeline import FinalText, MicStatus, PartialText, VoiceEvent, VoiceSession
+from edge_models.pipeline import FinalText, MicStatus, PartialText, Quiet, VoiceEvent, VoiceSession
 from kiosk_app.comments import moderated_comment
 from sync_agent.contract import Comment
 
@@ -36,6 +36,7 @@ class VoiceListener:
         on_partial: Callable[[str], object],
         on_final: Callable[[Comment | None], object],
         on_microphone: Callable[[MicStatus], object] = lambda status: None,
+        on_quiet: Callable[[int | None], object] = lambda seconds_left: None,
     ) -> None:
         self._make_session = make_session
         self._asr_model = asr_model
@@ -44,6 +45,7 @@ class VoiceListener:
         self._on_partial = on_partial
         self._on_final = on_final
         self._on_microphone = on_microphone
+        self._on_quiet = on_quiet
         self._session: VoiceSession | None = None
         self._thread: threading.Thread | None = None
 
@@ -72,6 +74,8 @@ class VoiceListener:
             self._post(lambda: self._on_partial(shown))
         elif isinstance(event, MicStatus):
             self._post(lambda: self._on_microphone(event))
+        elif isinstance(event, Quiet):
+            self._post(lambda: self._on_quiet(event.seconds_left))
 
     def _run(self) -> None:
         assert self._session is not None  # noqa: S101 — set by start()

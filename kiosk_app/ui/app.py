@@ -375,6 +375,7 @@ class KioskApp(App):  # type: ignore[misc]
             on_partial=current(self._voice_partial),
             on_final=current(self._voice_final),
             on_microphone=current(self._microphone_event),
+            on_quiet=current(self._voice_quiet),
         )
         self._listener = listener
         listener.start()
@@ -394,6 +395,11 @@ class KioskApp(App):  # type: ignore[misc]
         if self.flow.voice_partial(text):
             screen = self.screen(State.LISTENING)
             screen.live_text = text
+
+    def _voice_quiet(self, seconds_left: int | None) -> None:
+        """The end for silence is near (a countdown on the listening screen), or speech came back."""
+        if self.flow.state == State.LISTENING:
+            self.screen(State.LISTENING).seconds_left = seconds_left or 0
 
     def _voice_final(self, comment: Comment | None) -> None:
         self._listener = None

@@ -6,11 +6,13 @@ import math
 import threading
 
 import numpy as np
+import pytest
 
 from edge_models.asr import PhraseResult
 from edge_models.audio import SyntheticSource
 from edge_models.options import VoiceOptions
-from edge_models.pipeline import PartialText, VoiceEvent, VoiceSession, confidence
+from edge_models.pipeline import PartialText, Quiet, VoiceEvent, VoiceSession, confidence
+from edge_models.segmenter import EndReason
 from tests.edge_models.test_pipeline_speech import SPECULATIVE, ScriptedVad, heard_frames, scripted_audio
 
 NO_SPECULATION = VoiceOptions.model_validate({"segmenter": {"speculate_after_s": 0, "pause_s": 0.5, "pad_s": 0.5}})
@@ -181,3 +183,21 @@ def test_a_stale_speculation_returning_late_does_not_unseat_the_confirmed_one() 
     final = VoiceSession(source, transcribe, SPECULATIVE, vad=script, transcribe_tentative=tentative).run()  # type: ignore[arg-type]
     assert final.text == "un deux" and final.phrases == 1
     assert calls == [30 + 5, 30 + 8 + 20 + 5]
+
+
+def test_the_end_for_silence_is_counted_down_and_called_off_when_speech_comes_back() -> None:
+    """1 s of speech, 4 s of silence, 1 s of speech, then silence until the session ends (6 s)."""
+    frames_per_s = 16000 / 512
+    probs = [0.9] * 31 + [0.0] * 125 + [0.9] * 31 + [0.0] * 220
+    events: list[VoiceEvent] = []
+    source = SyntheticSource(scripted_audio(len(probs)))
+    session = VoiceSession(
+        source, lambda audio: result("oui", audio), NO_SPECULATION, events.append, ScriptedVad(probs)
+    )
+    final = session.run()
+    quiet = [event.seconds_left for event in events if isinstance(event, Quiet)]
+    # the 4 s pause: the countdown starts after 3 s (3 left, then 2) and is called off when speech
+    # comes back; after the last word, 3, 2, 1 and the session ends for silence, with both parts.
+    assert quiet == [3, 2, None, 3, 2, 1]
+    assert final.reason == EndReason.SILENCE and final.text == "oui oui"
+    assert final.audio_s == pytest.approx((31 + 125 + 31) / frames_per_s + 6.0, abs=0.1)

@@ -14,7 +14,7 @@ from edge_models.asr import PhraseResult
 from edge_models.audio import SounddeviceSource, SourceState, SyntheticSource, WavFileSource, read_wav, synth
 from edge_models.guard import HallucinationGuard
 from edge_models.options import VoiceOptions
-from edge_models.pipeline import FinalText, MicStatus, PartialText, VoiceEvent, VoiceSession
+from edge_models.pipeline import FinalText, MicStatus, PartialText, Quiet, VoiceEvent, VoiceSession
 from edge_models.segmenter import EndReason
 from tests.edge_models.conftest import speech_clips
 from tests.edge_models.test_audio import FakeSounddevice
@@ -330,3 +330,26 @@ def test_a_phrase_whose_end_whisper_dropped_is_decoded_again_with_timestamps(
     assert "personnes" not in normalize(without_check.transcribe(phrase).text)  # the failure, still there
     kept = normalize(transcriber.transcribe(phrase).text)
     assert "capacité" in kept and "mur" in kept and "personnes" in kept
+
+
+def test_a_four_second_pause_to_think_does_not_end_the_comment(transcriber: Any, vad: Any, voice_options: Any) -> None:
+    """Two sentences with 4 s of silence between them, then silence: both are in the final text, and the
+    session ends for silence only after the last one, counted down."""
+    first, second = (
+        read_wav(next(c for c in speech_clips() if c["file"].endswith(name))["path"])
+        for name in ("vm-forward.wav", "conf-unlockednow.wav")
+    )
+    silence = np.zeros(4 * 16000, dtype=np.float32)
+    audio = np.concatenate([first, silence, second, np.zeros(8 * 16000, dtype=np.float32)])
+    events: list[VoiceEvent] = []
+    final = VoiceSession(SyntheticSource(audio), transcriber.transcribe, voice_options, events.append, vad).run()
+    words = set(normalize(final.text))
+    assert {"appuyez", "poste"} <= words  # the first sentence (vm-forward)
+    assert {"conférence", "déverrouillée"} <= words  # the second ("Cette conférence est maintenant déverrouillée")
+    assert final.reason == EndReason.SILENCE
+    assert [e.seconds_left for e in events if isinstance(e, Quiet)][-3:] == [3, 2, 1]
+    two_and_a_half = voice_options.model_copy(
+        update={"segmenter": voice_options.segmenter.model_copy(update={"session_silence_s": 2.5})}
+    )
+    cut = VoiceSession(SyntheticSource(audio), transcriber.transcribe, two_and_a_half, vad=vad).run()
+    assert "conférence" not in set(normalize(cut.text))  # the former 2.5 s ended the comment at the pause

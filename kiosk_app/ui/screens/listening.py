@@ -1,4 +1,5 @@
-"""Listening: the live (moderated) text, the microphone level, and "done"."""
+"""Listening: the live (moderated) text, the microphone level, "done", and before the listening ends
+by itself for silence, a countdown that says so (speaking again or "done" decides)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from kiosk_app.ui.screens.base import KioskScreen, load_kv
 class ListeningScreen(KioskScreen):
     live_text = StringProperty("")
     level = NumericProperty(0.0)
+    seconds_left = NumericProperty(0)  # 0: no countdown
 
     def refresh(self) -> None:
         self.live_text = self.kiosk.flow.session.partial_text
         self.level = 0.0
+        self.seconds_left = 0
 
     def spoken_text(self) -> str:
         tr = self.kiosk.tr

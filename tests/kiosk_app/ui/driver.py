@@ -392,6 +392,16 @@ def listening_timeout(app: Any, clock: ManualClock, spec: dict[str, Any], observ
     thread = listener._thread
     yield pause(0.5)  # the session runs on its thread meanwhile
     observed["listening_alive"] = thread.is_alive()
+    # The pipeline's countdown before it ends for silence, as the session thread sends it.
+    from edge_models.pipeline import Quiet
+
+    hint = app.screen(State.LISTENING).ids.hint
+    listener._event(Quiet(2))
+    yield until(lambda: app.screen(State.LISTENING).seconds_left == 2, "the countdown", 3)
+    observed["countdown_hint"] = hint.text
+    listener._event(Quiet(None))
+    yield until(lambda: app.screen(State.LISTENING).seconds_left == 0, "the countdown called off", 3)
+    observed["hint_after_countdown"] = hint.text
     clock.advance(kiosk.listening_timeout_s + 1)
     yield until(lambda: flow.state == State.ATTRACT, "attract after the listening timeout", 5)
     yield until(lambda: not thread.is_alive(), "the voice session to stop", 20)

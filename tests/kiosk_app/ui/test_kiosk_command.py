@@ -111,6 +111,9 @@ def test_a_session_the_citizen_walks_away_from_is_stopped_by_the_timeout(tmp_pat
     observed = run_driver(tmp_path, spec)
     assert observed["model_state"] == "ok"
     assert observed["listening_alive"] is True  # silence never ends the session by itself
+    # the pipeline's countdown before an end for silence shows on the listening screen, then goes
+    assert observed["countdown_hint"] == "Je termine dans 2 s. Continuez à parler, ou touchez « Terminé »."
+    assert observed["hint_after_countdown"].startswith("Touchez « Terminé » quand vous avez fini.")
     assert observed["session_stopped"] is True and observed["screen"] == "attract"
     (abandoned,) = observed["stored"]
     assert abandoned["rating"] == Rating.VERY_SATISFIED
