@@ -248,6 +248,22 @@ class MicIcon(_Icon):
             Line(points=[cx - s * 0.16, y0 + s * 0.1, cx + s * 0.16, y0 + s * 0.1], width=width, cap="round")
 
 
+class CheckMark(_Drawn):
+    """Received: a blue disc with a white tick. Neutral, whatever the rating (a grin after "very
+    dissatisfied" would mock the person)."""
+
+    def _draw(self, *_args: Any) -> None:
+        r = min(self.width, self.height) / 2
+        cx, cy = _centre(self)
+        self.canvas.clear()
+        with self.canvas:
+            Color(*palette.rgba(palette.BLUE_FRANCE))
+            Ellipse(pos=(cx - r, cy - r), size=(2 * r, 2 * r))
+            Color(*palette.rgba(palette.WHITE))
+            points = [cx - r * 0.42, cy + r * 0.02, cx - r * 0.12, cy - r * 0.3, cx + r * 0.45, cy + r * 0.32]
+            Line(points=points, width=max(1.5, r * 0.12), cap="round", joint="round")
+
+
 class LevelMeter(_Drawn):
     """A horizontal bar showing the microphone level (0..1); redrawn only when the level changes."""
 

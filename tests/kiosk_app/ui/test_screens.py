@@ -183,6 +183,11 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
     for prompt in ("rating", "follow_up_1", "voice_offer", "listening", "review"):
         assert "Écouter" in texts(prompt), f"{prompt}: no read-aloud button"
     assert any(w["class"] == "LevelMeter" for w in shot["listening"]["widgets"])
+    # thanks is neutral: no grinning face after whatever rating
+    thanks = {w["class"] for w in shot["thanks"]["widgets"]}
+    assert "CheckMark" in thanks and "Smiley" not in thanks
+    # the attract screen's faces are the rating buttons
+    assert sum(w["class"] == "FaceButton" and w["button"] for w in shot["attract"]["widgets"]) == len(Rating)
     assert {"fs-test-site", "borne-test-7", version("borne")} <= set(texts("technician"))
 
 
