@@ -70,6 +70,7 @@ class Session:
     follow_up_index: int = 0
     partial_text: str = ""
     comment: Comment | None = None
+    nothing_heard: bool = False  # the review says so and offers to try again
     flags: list[Flag] = field(default_factory=list)
 
     @property
@@ -194,6 +195,7 @@ class Flow:
         if self.state != State.REVIEW or not self._tap():
             return False
         self.session.comment = None
+        self.session.nothing_heard = False
         self.session.partial_text = ""
         self._enter(State.LISTENING)
         return True
@@ -223,6 +225,16 @@ class Flow:
         else:
             self.session.comment = comment
             self._enter(State.REVIEW)
+        return True
+
+    def voice_nothing_heard(self) -> bool:
+        """Listening ended without a word: the review screen says so and offers to try again (or to send
+        the rating alone), instead of ending on thanks as if something had been said."""
+        if self.state != State.LISTENING:
+            return False
+        self.session.comment = None
+        self.session.nothing_heard = True
+        self._enter(State.REVIEW)
         return True
 
     # -- time --------------------------------------------------------------------------------------

@@ -37,7 +37,10 @@ class VoiceListener:
         on_final: Callable[[Comment | None], object],
         on_microphone: Callable[[MicStatus], object] = lambda status: None,
         on_quiet: Callable[[int | None], object] = lambda seconds_left: None,
+        on_nothing_heard: Callable[[], object] | None = None,
     ) -> None:
+        """`on_nothing_heard`: the session ran and heard nothing usable (else `on_final(None)`, as for a
+        session that failed)."""
         self._make_session = make_session
         self._asr_model = asr_model
         self._language = language
@@ -46,6 +49,7 @@ class VoiceListener:
         self._on_final = on_final
         self._on_microphone = on_microphone
         self._on_quiet = on_quiet
+        self._on_nothing_heard = on_nothing_heard
         self._session: VoiceSession | None = None
         self._thread: threading.Thread | None = None
 
@@ -80,11 +84,17 @@ class VoiceListener:
     def _run(self) -> None:
         assert self._session is not None  # noqa: S101 — set by start()
         comment: Comment | None = None
+        ran = False
         try:
             final: FinalText = self._session.run()
             comment = moderated_comment(
                 final.text, language=self._language, asr_model=self._asr_model, confidence=final.confidence
             )
+            ran = True
         except Exception:
             logger.exception("voice session failed; the session goes on without a comment")
-        self._post(lambda: self._on_final(comment))
+        nothing_heard = self._on_nothing_heard
+        if ran and comment is None and nothing_heard is not None:
+            self._post(nothing_heard)
+        else:
+            self._post(lambda: self._on_final(comment))

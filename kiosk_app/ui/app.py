@@ -376,6 +376,7 @@ class KioskApp(App):  # type: ignore[misc]
             on_final=current(self._voice_final),
             on_microphone=current(self._microphone_event),
             on_quiet=current(self._voice_quiet),
+            on_nothing_heard=lambda: current(self._voice_nothing_heard)(None),
         )
         self._listener = listener
         listener.start()
@@ -400,6 +401,10 @@ class KioskApp(App):  # type: ignore[misc]
         """The end for silence is near (a countdown on the listening screen), or speech came back."""
         if self.flow.state == State.LISTENING:
             self.screen(State.LISTENING).seconds_left = seconds_left or 0
+
+    def _voice_nothing_heard(self, _none: None) -> None:
+        self._listener = None
+        self.flow.voice_nothing_heard()
 
     def _voice_final(self, comment: Comment | None) -> None:
         self._listener = None

@@ -163,7 +163,7 @@ def test_review_delete_and_redo(h: Harness) -> None:
     assert h.records[0].comment is None
 
 
-def test_nothing_heard_ends_without_comment(h: Harness) -> None:
+def test_a_failed_voice_session_ends_without_comment(h: Harness) -> None:
     h.tap("touch")
     h.tap("rate", Rating.SATISFIED)
     h.tap("answer", "a")
@@ -171,6 +171,21 @@ def test_nothing_heard_ends_without_comment(h: Harness) -> None:
     assert h.flow.voice_final(None)
     assert h.flow.state == State.THANKS
     assert h.records[0].comment is None
+
+
+def test_nothing_heard_says_so_and_offers_to_try_again(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    assert h.flow.voice_nothing_heard()
+    assert h.flow.state == State.REVIEW and h.flow.session.nothing_heard and h.records == []
+    assert h.tap("redo") and h.flow.state == State.LISTENING and not h.flow.session.nothing_heard
+    assert h.flow.voice_nothing_heard()
+    assert h.tap("send") and h.flow.state == State.THANKS
+    [record] = h.records
+    assert record.rating == Rating.SATISFIED and record.comment is None
+    assert not h.flow.voice_nothing_heard()  # only while listening
 
 
 def test_rating_timeout_returns_to_attract_without_record(h: Harness) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from edge_models.asr import PhraseResult
-from edge_models.audio import WavFileSource
+from edge_models.audio import SyntheticSource, WavFileSource
 from edge_models.moderation import moderate
+from edge_models.options import VoiceOptions
 from edge_models.pipeline import VoiceEvent, VoiceSession
 from kiosk_app.flow import Flow, State
 from kiosk_app.voice import VoiceListener
@@ -109,3 +112,32 @@ def test_a_failing_session_ends_without_a_comment() -> None:
     listener.join(timeout=10)
     assert flow.state == State.THANKS
     assert records[0].comment is None
+
+
+def test_a_session_that_heard_nothing_goes_to_the_nothing_heard_review() -> None:
+    flow, _, records = listening_flow()
+
+    def silent(on_event: Callable[[VoiceEvent], None]) -> VoiceSession:
+        source = SyntheticSource(np.zeros(16000, dtype=np.float32))
+        return VoiceSession(source, lambda audio: None, VoiceOptions(), on_event=on_event, vad=_Silence())  # type: ignore[arg-type,return-value]
+
+    listener = VoiceListener(
+        silent,
+        asr_model="m",
+        language="fr",
+        post=lambda call: call(),
+        on_partial=flow.voice_partial,
+        on_final=flow.voice_final,
+        on_nothing_heard=flow.voice_nothing_heard,
+    )
+    listener.start()
+    listener.join(timeout=30)
+    assert flow.state == State.REVIEW and flow.session.nothing_heard and records == []
+
+
+class _Silence:
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, frame: np.ndarray) -> float:
+        return 0.0

@@ -31,6 +31,7 @@ SCREENS = (
     "voice_offer",
     "listening",
     "review",
+    "review_nothing_heard",
     "thanks",
     "technician_gate",
     "technician",
@@ -180,6 +181,8 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
     assert "Votre voix n'est ni enregistrée ni conservée." in texts("voice_offer")
     assert any(text.startswith("« Très bon accueil") for text in texts("review"))
     assert {"Envoyer", "Recommencer", "Supprimer"} <= set(texts("review"))
+    assert any(text.startswith("Nous n'avons rien entendu.") for text in texts("review_nothing_heard"))
+    assert not any(text.startswith("«") for text in texts("review_nothing_heard"))
     for prompt in ("rating", "follow_up_1", "voice_offer", "listening", "review"):
         assert "Écouter" in texts(prompt), f"{prompt}: no read-aloud button"
     assert any(w["class"] == "LevelMeter" for w in shot["listening"]["widgets"])
