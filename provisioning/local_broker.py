@@ -21,6 +21,32 @@ MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passw
 MISSING = "mosquitto is not installed: install the Debian package mosquitto (make setup does it as root)"
 
 
+def start_mosquitto(
+    config: Path, port: int, host: str = "127.0.0.1", log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start mosquitto with `config` and return once it listens on `port`; if it exits or does not listen
+    within 10 s, RuntimeError with what it printed (and its `log`)."""
+    if not Path(MOSQUITTO).exists():
+        raise RuntimeError(MISSING)
+    process = subprocess.Popen(  # noqa: S603 — our own broker binary and config
+        [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            printed = process.stderr.read().decode() if process.stderr else ""
+            logged = log.read_text() if log is not None and log.exists() else ""
+            raise RuntimeError(f"mosquitto exited: {printed}\n{logged}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"mosquitto did not listen on {port}")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -98,26 +124,8 @@ class LocalBroker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalBroker:
-        if not Path(MOSQUITTO).exists():
-            raise RuntimeError(MISSING)
-        self.process = subprocess.Popen(  # noqa: S603 — our own broker binary and config
-            [MOSQUITTO, "-c", str(self.root / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited: {self.process.stderr.read().decode() if self.process.stderr else ''}"
-                    f"\n{self.log.read_text() if self.log.exists() else ''}"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+        self.process = start_mosquitto(self.root / "mosquitto.conf", self.port, self.host, self.log)
+        return self
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

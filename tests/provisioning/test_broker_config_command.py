@@ -6,8 +6,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,7 +17,7 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from borne_cli.main import cli
-from provisioning.local_broker import MOSQUITTO, LocalPKI, free_port
+from provisioning.local_broker import LocalPKI, free_port, start_mosquitto
 
 
 def test_generated_configuration_runs_and_enforces_the_acl(tmp_path: Path) -> None:
@@ -54,16 +52,8 @@ def test_generated_configuration_runs_and_enforces_the_acl(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "for 2 terminal(s)" in result.output
-    broker = subprocess.Popen([MOSQUITTO, "-c", str(tmp_path / "conf" / "mosquitto.conf")], stderr=subprocess.PIPE)
+    broker = start_mosquitto(tmp_path / "conf" / "mosquitto.conf", port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, broker.stderr.read() if broker.poll() is not None else "no listen"
-                time.sleep(0.05)
         got: list[str] = []
         subscribed = threading.Event()
         ingest = _client(pki, "ingest", port)
@@ -182,17 +172,8 @@ def test_the_broker_running_as_its_own_user_starts_with_an_offline_ca_directory(
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert data.stat().st_uid == pwd.getpwnam("mosquitto").pw_uid
-    broker = subprocess.Popen([MOSQUITTO, "-c", str(conf / "mosquitto.conf")], stderr=subprocess.PIPE)
+    broker = start_mosquitto(conf / "mosquitto.conf", port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert broker.poll() is None, broker.stderr.read() if broker.stderr else "mosquitto exited"
-                assert time.monotonic() < deadline, "mosquitto did not listen"
-                time.sleep(0.05)
         _client(pki, "borne-a", port).disconnect()
     finally:
         broker.terminate()

@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -20,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
 from provisioning.broker import read_fleet
-from provisioning.local_broker import MOSQUITTO, free_port
+from provisioning.local_broker import free_port, start_mosquitto
 from tests.provisioning.helpers import borne, tree
 
 SITE = "fs-23-01"
@@ -166,18 +165,7 @@ class _Broker:
         args += ["--bind", "127.0.0.1", *(["--user", "root"] if os.geteuid() == 0 else [])]
         written = borne(*args)
         assert written.exit_code == 0, written.output
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.tmp_path / "conf/mosquitto.conf")], stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert self.process.poll() is None, self.process.stderr.read() if self.process.stderr else b""
-                assert time.monotonic() < deadline, "mosquitto did not listen"
-                time.sleep(0.05)
+        self.process = start_mosquitto(self.tmp_path / "conf/mosquitto.conf", self.port)
 
     def stop(self) -> None:
         if self.process is not None:

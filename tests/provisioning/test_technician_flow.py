@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 from pathlib import Path
 
-from provisioning.local_broker import MOSQUITTO, free_port
+from provisioning.local_broker import free_port, start_mosquitto
 from tests.provisioning.helpers import DEVICE, SITE, borne, init_args, make_bundle
 
 
@@ -65,16 +62,8 @@ def test_blank_terminal_to_enrolled_and_checked(tmp_path: Path) -> None:
         borne("provision", "models", "install", "--root", root, "--from", tmp_path / "usb/whisper-base").exit_code == 0
     )
 
-    broker = subprocess.Popen([MOSQUITTO, "-c", str(conf / "mosquitto.conf")], stderr=subprocess.PIPE)
+    broker = start_mosquitto(conf / "mosquitto.conf", port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and broker.poll() is None, "mosquitto did not start"
-                time.sleep(0.05)
         # model: the stick's bundle is a stand-in, not a real Whisper model; no microphone, screen or systemd here
         skips = [arg for name in ("model", "microphone", "display", "clock", "units") for arg in ("--skip", name)]
         result = borne("provision", "check", "--config", root / "etc/borne/borne.toml", "--json", *skips)

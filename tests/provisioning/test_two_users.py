@@ -57,11 +57,12 @@ def _umask(unit: str) -> int:
     return int(value, 8)
 
 
-def _as(uid: int, umask: int, script: str, *args: Path) -> str:
+def _run_as(uid: int, umask: int, script: str, *args: Path) -> subprocess.CompletedProcess[str]:
+    """`script` run by Python as `uid` (group GROUP, no other group) under `umask`."""
     setpriv = shutil.which("setpriv")
     assert setpriv, "setpriv missing: apt-get install util-linux"
     code = f"import os; os.umask({umask}); exec(compile({script!r}, 'script', 'exec'))"
-    done = subprocess.run(
+    return subprocess.run(
         [setpriv, f"--reuid={uid}", f"--regid={GROUP}", "--clear-groups", sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
@@ -70,6 +71,11 @@ def _as(uid: int, umask: int, script: str, *args: Path) -> str:
         timeout=120,
         check=False,
     )
+
+
+def _as(uid: int, umask: int, script: str, *args: Path) -> str:
+    """What `script` printed, run as `uid`; it must succeed."""
+    done = _run_as(uid, umask, script, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -117,16 +123,4 @@ def test_with_the_old_umask_the_sync_agent_could_not_write_the_kiosks_outbox(ter
     """The check that the test above can fail: 0077, as both units had with one shared user."""
     outbox = terminal / "var-lib-borne/outbox.db"
     _as(KIOSK, 0o077, KIOSK_ADDS, outbox)
-    setpriv = shutil.which("setpriv")
-    assert setpriv
-    code = f"import os; os.umask(0o077); exec(compile({SYNC_SENDS!r}, 'script', 'exec'))"
-    done = subprocess.run(
-        [setpriv, f"--reuid={SYNC}", f"--regid={GROUP}", "--clear-groups", sys.executable, "-c", code, str(outbox)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode != 0
+    assert _run_as(SYNC, 0o077, SYNC_SENDS, outbox).returncode != 0
