@@ -363,17 +363,12 @@ def revoke(
     removed: list[str] = []
     if fleet_csv is not None and devices is not None:
         kept, removed = devices
-        _write_rows(
-            fleet_csv, ["site_id", "device_id"], ({"site_id": d.site_id, "device_id": d.device_id} for d in kept)
-        )
+        _write_atomically(fleet_csv, _fleet_text(kept).encode(), 0o644)
     return Revoked(new, ca_dir / CRL, removed)
 
 
 def _fleet_without(fleet_csv: Path, identities: set[str]) -> tuple[list[FleetDevice], list[str]]:
-    try:
-        devices = read_fleet(fleet_csv) if fleet_csv.exists() else []
-    except ValueError as error:
-        raise FleetError(str(error), f"fix {fleet_csv} (columns site_id,device_id)") from None
+    devices = _listed(fleet_csv)
     kept = [device for device in devices if device.device_id not in identities]
     return kept, [device.device_id for device in devices if device.device_id in identities]
 
@@ -392,12 +387,7 @@ def _write_pair(pair: KeyAndCertificate, cert_path: Path, key_path: Path) -> tup
 
 def _fleet_with(fleet_csv: Path, requests: list[SigningRequest]) -> str:
     """The fleet CSV with the requests' terminals added (a terminal already listed at the same site is kept)."""
-    devices: list[FleetDevice] = []
-    if fleet_csv.exists():
-        try:
-            devices = read_fleet(fleet_csv)
-        except ValueError as error:
-            raise FleetError(str(error), f"fix {fleet_csv} (columns site_id,device_id)") from None
+    devices = _listed(fleet_csv)
     known = {device.device_id: device.site_id for device in devices}
     for request in requests:
         if request.site_id is None:
@@ -414,6 +404,18 @@ def _fleet_with(fleet_csv: Path, requests: list[SigningRequest]) -> str:
         if listed is None:
             devices.append(FleetDevice(request.site_id, request.device_id))
             known[request.device_id] = request.site_id
+    return _fleet_text(devices)
+
+
+def _listed(fleet_csv: Path) -> list[FleetDevice]:
+    """The terminals of the fleet CSV (none when it does not exist yet)."""
+    try:
+        return read_fleet(fleet_csv) if fleet_csv.exists() else []
+    except ValueError as error:
+        raise FleetError(str(error), f"fix {fleet_csv} (columns site_id,device_id)") from None
+
+
+def _fleet_text(devices: list[FleetDevice]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["site_id", "device_id"])
