@@ -159,7 +159,7 @@ def write_links(root: Path, plan: Plan) -> list[Path]:
     return made
 
 
-def hand_tls_to_group(layout: DeviceLayout, gid: int, sync_uid: int) -> list[Path]:
+def hand_tls_to_services(layout: DeviceLayout, gid: int, sync_uid: int) -> list[Path]:
     """Let the sync agent read the TLS identity once its user exists: the directory 0750 root:borne, the
     key 0600 to the sync user (`borne provision init` run before this command could only make them root's)."""
     changed = []
@@ -257,7 +257,9 @@ def install_live(
     if plan.tmpfiles:
         run(["systemd-tmpfiles", "--create", *(str(root / path) for path in plan.tmpfiles)])
     (root / CONFIG_DIR).mkdir(mode=0o755, parents=True, exist_ok=True)  # borne.toml / ingest.toml go here
-    handed = hand_tls_to_group(DeviceLayout(root), gid_of(SERVICE_GROUP), uid_of(SYNC_USER)) if plan is TERMINAL else []
+    handed = (
+        hand_tls_to_services(DeviceLayout(root), gid_of(SERVICE_GROUP), uid_of(SYNC_USER)) if plan is TERMINAL else []
+    )
     run(["systemctl", "daemon-reload"])
     run(["systemctl", "enable", *plan.units])
     # --no-block: the sync agent is not "started" until it reaches the broker, which may be hours away.
