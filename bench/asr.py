@@ -39,6 +39,7 @@ import click
 
 from bench.results_file import machine, out_option
 from bench.wer import wer
+from edge_models.options import VoiceOptions
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("plain", "chunks", "pipeline")
@@ -306,7 +307,7 @@ def build_blind(cache: Path) -> Path | None:
 @click.option(
     "--threads",
     type=int,
-    default=1,
+    default=VoiceOptions().threads,
     show_default=True,
     help="CPU threads for Whisper (every mode; the kiosk's default).",
 )
