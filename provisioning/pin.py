@@ -17,7 +17,8 @@ from provisioning.errors import ProvisioningError
 
 PIN_DIGITS = re.compile(r"[0-9]{6,12}")
 _TABLE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
-_PIN_KEY = re.compile(r"^\s*technician_pin(_hash)?\s*=")
+_ANY_PIN_KEY = re.compile(r"^\s*technician_pin(_hash)?\s*=")
+_PLAIN_PIN_KEY = re.compile(r"^\s*technician_pin\s*=")
 
 
 def check_new_pin(pin: str) -> None:
@@ -33,21 +34,12 @@ def with_pin_hash(text: str, hashed: str) -> str:
     """`text` (a borne.toml) with `[kiosk] technician_pin_hash = hashed` and no plain `technician_pin`."""
     entry = f'technician_pin_hash = "{hashed}"\n'
     out: list[str] = []
-    table: str | None = None
-    placed = False
-    for line in text.splitlines(keepends=True):
-        header = _TABLE.match(line)
-        if header:
-            table = header.group(1)
-            out.append(line)
-            if table == "kiosk":
-                out.append(entry)
-                placed = True
-            continue
-        if table == "kiosk" and _PIN_KEY.match(line):
-            continue
+    for line in _without_kiosk_keys(text, _ANY_PIN_KEY):
         out.append(line)
-    if not placed:
+        header = _TABLE.match(line)
+        if header and header.group(1) == "kiosk":
+            out.append(entry)
+    if entry not in out:
         if out and not out[-1].endswith("\n"):
             out.append("\n")
         out.append(("\n" if out else "") + "[kiosk]\n" + entry)
@@ -56,16 +48,21 @@ def with_pin_hash(text: str, hashed: str) -> str:
 
 def without_plain_pin(text: str) -> str:
     """`text` without any `technician_pin = …` line of its [kiosk] table."""
-    out: list[str] = []
+    return "".join(_without_kiosk_keys(text, _PLAIN_PIN_KEY))
+
+
+def _without_kiosk_keys(text: str, key: re.Pattern[str]) -> list[str]:
+    """The lines of `text`, less those of its [kiosk] table that `key` matches."""
+    lines: list[str] = []
     table: str | None = None
     for line in text.splitlines(keepends=True):
         header = _TABLE.match(line)
         if header:
             table = header.group(1)
-        elif table == "kiosk" and _PIN_KEY.match(line) and not line.lstrip().startswith("technician_pin_hash"):
+        elif table == "kiosk" and key.match(line):
             continue
-        out.append(line)
-    return "".join(out)
+        lines.append(line)
+    return lines
 
 
 def _replace_text(path: Path, text: str) -> None:
