@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from provisioning.files import write_atomically
 from sync_agent.contract import IDENTIFIER_PATTERN, is_platform_identity, topic
 
 PLATFORM_ROLE = "platform"
@@ -173,18 +174,12 @@ def copy_tls_files(tls_dir: Path, *, ca: Path, cert: Path, key: Path, crl: Path 
     tls_dir.mkdir(parents=True, exist_ok=True)
     tls_dir.chmod(0o755)
     for name, data in contents.items():
-        target = tls_dir / name
-        temporary = tls_dir / f".{name}.new"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        if name == "server.key":
-            if gid is not None:
-                os.chown(temporary, 0, gid)
-                temporary.chmod(0o640)
+        if name != "server.key":
+            write_atomically(tls_dir / name, data, 0o644)
+        elif gid is not None:
+            write_atomically(tls_dir / name, data, 0o640, (0, gid))
         else:
-            temporary.chmod(0o644)
-        temporary.replace(target)
+            write_atomically(tls_dir / name, data, 0o600)
     return BrokerTls(
         tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key", tls_dir / "crl.pem" if crl else None
     )

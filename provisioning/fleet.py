@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from edge_models.bundles import MANIFEST, SIGNATURE, BundleError, check_claimed_model, read_manifest, verify_bundle
 from provisioning.broker import FleetDevice, read_fleet
 from provisioning.errors import ProvisioningError
+from provisioning.files import write_atomically
 from provisioning.identity import common_name, load_certificate, load_key, valid_identifier
 from provisioning.pki import KeyAndCertificate, create_ca, issue, revocation_list, sign_csr
 from sync_agent.contract import is_platform_identity
@@ -40,21 +40,6 @@ class FleetError(ProvisioningError):
     """A fleet operation refused; nothing was written."""
 
 
-def _write_atomically(target: Path, data: bytes, mode: int) -> None:
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.new")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.chmod(mode)
-        temporary.replace(target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def init_ca(out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650) -> tuple[Path, Path]:
     """Create the fleet CA in `out_dir`: (key 0600, certificate 0644). Refuses to replace an existing CA."""
     key_path, cert_path = out_dir / CA_KEY, out_dir / CA_CERT
@@ -69,13 +54,13 @@ def init_ca(out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650
     ca = create_ca(common_name, days=days)
     if not out_dir.exists():
         out_dir.mkdir(parents=True, mode=0o700)
-    _write_atomically(key_path, ca.key_pem, 0o600)
+    write_atomically(key_path, ca.key_pem, 0o600)
     try:
-        _write_atomically(cert_path, ca.cert_pem, 0o644)
+        write_atomically(cert_path, ca.cert_pem, 0o644)
     except BaseException:
         key_path.unlink()  # a key without its certificate would block the next attempt
         raise
-    _write_atomically(out_dir / CRL, revocation_list(ca, []), 0o644)
+    write_atomically(out_dir / CRL, revocation_list(ca, []), 0o644)
     return key_path, cert_path
 
 
@@ -183,10 +168,10 @@ def sign_requests(
     signed = []
     for request, cert_pem in certificates:
         target = out_dir / f"{request.device_id}.crt"
-        _write_atomically(target, cert_pem, 0o644)
+        write_atomically(target, cert_pem, 0o644)
         signed.append(Signed(request.device_id, request.site_id, target))
     if fleet_csv is not None and fleet_text is not None:
-        _write_atomically(fleet_csv, fleet_text.encode(), 0o644)
+        write_atomically(fleet_csv, fleet_text.encode(), 0o644)
     return signed
 
 
@@ -239,7 +224,7 @@ def sign_bundle(ca_dir: Path, bundle_dir: Path) -> Path:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise FleetError(f"the CA key in {ca_dir} is not an EC key", "use a CA made by `fleet ca init`")
     target = bundle_dir / SIGNATURE
-    _write_atomically(target, base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))) + b"\n", 0o644)
+    write_atomically(target, base64.b64encode(key.sign(data, ec.ECDSA(hashes.SHA256()))) + b"\n", 0o644)
     return target
 
 
@@ -276,7 +261,7 @@ def _write_rows(path: Path, columns: list[str], rows: Iterable[dict[str, str]]) 
     writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    _write_atomically(path, out.getvalue().encode(), 0o644)
+    write_atomically(path, out.getvalue().encode(), 0o644)
 
 
 _ISSUED_COLUMNS = ["serial", "identity", "not_after"]
@@ -359,11 +344,11 @@ def revoke(
             )
     crl = revocation_list(ca, [(int(row["serial"], 16), datetime.fromisoformat(row["revoked_at"])) for row in rows])
     _write_rows(ca_dir / REVOKED, _REVOKED_COLUMNS, rows)
-    _write_atomically(ca_dir / CRL, crl, 0o644)
+    write_atomically(ca_dir / CRL, crl, 0o644)
     removed: list[str] = []
     if fleet_csv is not None and devices is not None:
         kept, removed = devices
-        _write_atomically(fleet_csv, _fleet_text(kept).encode(), 0o644)
+        write_atomically(fleet_csv, _fleet_text(kept).encode(), 0o644)
     return Revoked(new, ca_dir / CRL, removed)
 
 
@@ -376,9 +361,9 @@ def _fleet_without(fleet_csv: Path, identities: set[str]) -> tuple[list[FleetDev
 def _write_pair(pair: KeyAndCertificate, cert_path: Path, key_path: Path) -> tuple[Path, Path]:
     """The key (0600) then the certificate; no key is left without its certificate."""
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(key_path, pair.key_pem, 0o600)
+    write_atomically(key_path, pair.key_pem, 0o600)
     try:
-        _write_atomically(cert_path, pair.cert_pem, 0o644)
+        write_atomically(cert_path, pair.cert_pem, 0o644)
     except BaseException:
         key_path.unlink()
         raise

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kiosk_app.technician import hash_pin
 from provisioning.errors import ProvisioningError
+from provisioning.files import write_atomically
 
 PIN_DIGITS = re.compile(r"[0-9]{6,12}")
 _TABLE = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
@@ -68,20 +69,8 @@ def _without_kiosk_keys(text: str, key: re.Pattern[str]) -> list[str]:
 def _replace_text(path: Path, text: str) -> None:
     """Write `text` over `path` atomically, keeping its mode and owner."""
     status = path.stat()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.geteuid() == 0:
-            os.chown(temporary, status.st_uid, status.st_gid)
-        temporary.chmod(status.st_mode & 0o7777)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    owner = (status.st_uid, status.st_gid) if os.geteuid() == 0 else None
+    write_atomically(path, text.encode("utf-8"), status.st_mode & 0o7777, owner)
 
 
 def set_pin(config: Path, pin: str) -> list[Path]:
