@@ -361,8 +361,8 @@ class KioskApp(App):  # type: ignore[misc]
         self._generation += 1
         generation = self._generation
 
-        def current(handler: Callable[[Any], object]) -> Callable[[Any], object]:
-            return lambda value: handler(value) if generation == self._generation else None
+        def current(handler: Callable[..., object]) -> Callable[..., object]:
+            return lambda *value: handler(*value) if generation == self._generation else None
 
         def level(value: float) -> None:
             self._post_level(lambda: current(self._show_level)(value))
@@ -376,7 +376,7 @@ class KioskApp(App):  # type: ignore[misc]
             on_final=current(self._voice_final),
             on_microphone=current(self._microphone_event),
             on_quiet=current(self._voice_quiet),
-            on_nothing_heard=lambda: current(self._voice_nothing_heard)(None),
+            on_nothing_heard=current(self._voice_nothing_heard),
         )
         self._listener = listener
         listener.start()
@@ -402,7 +402,7 @@ class KioskApp(App):  # type: ignore[misc]
         if self.flow.state == State.LISTENING:
             self.screen(State.LISTENING).seconds_left = seconds_left or 0
 
-    def _voice_nothing_heard(self, _none: None) -> None:
+    def _voice_nothing_heard(self) -> None:
         self._listener = None
         self.flow.voice_nothing_heard()
 
