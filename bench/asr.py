@@ -18,6 +18,10 @@ so that its peak RSS is its own:
 - ``pipeline``: the kiosk's `VoiceSession`, fed at real-time pace as from a microphone; the text is
   complete when the live text became the final text, and its latency is counted from the end of the last
   speech frame (the same VAD and thresholds as the pipeline) to that moment.
+
+The parent process builds the items and streams them to each child one at a time on its stdin (a JSON
+line, then the samples), so a child's peak RSS is its decoder's, with one item in memory, not the whole
+set's.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +77,33 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def write_items(items: Iterable[dict[str, Any]]) -> bytes:
+    """The items as a byte stream for a child: per item, one JSON line (with `samples`), then its float32 samples."""
+    import numpy as np
+
+    out = bytearray()
+    for item in items:
+        audio = np.ascontiguousarray(item["audio"], dtype="<f4")
+        header = {k: v for k, v in item.items() if k != "audio"} | {"samples": len(audio)}
+        out += json.dumps(header, ensure_ascii=False).encode("utf-8") + b"\n"
+        out += audio.tobytes()
+    return bytes(out)
+
+
+def read_items(stream: Any) -> Iterator[dict[str, Any]]:
+    """The items `write_items` wrote, one at a time (only the current one's audio in memory)."""
+    import numpy as np
+
+    while line := stream.readline():
+        item = json.loads(line)
+        size = 4 * item.pop("samples")
+        data = stream.read(size)
+        if len(data) != size:
+            raise click.ClickException(f"item stream cut short in {item.get('name')!r}")
+        item["audio"] = np.frombuffer(data, dtype="<f4").astype(np.float32)
+        yield item
+
+
 def load_items(half: str, blind_dir: Path | None, sets: Iterable[str] = SETS) -> list[dict[str, Any]]:
     """The items of `sets` to decode: the dev half's, then the blind set's if built (`source` says which)."""
     from bench.speech_sets import build, read_wav
@@ -103,26 +134,52 @@ def chunk_bounds(speech: list[dict[str, int]], length: int, min_chunk: int, pad:
     return [(max(0, a - pad), min(length, b + pad)) for a, b in chunks]
 
 
-def transcribe_chunks(transcriber: Any, audio: Any) -> str:
-    """The `chunks` mode: faster-whisper's own VAD cuts, each chunk decoded alone by `transcribe`."""
+class PlainWhisper:
+    """Plain faster-whisper, the obvious alternative: `WhisperModel.transcribe` on a whole recording (the
+    settings' language and beam, no conditioning on previous text), with the pipeline's compute type."""
+
+    def __init__(self, bundle: Path, options: VoiceOptions) -> None:
+        from faster_whisper import WhisperModel
+
+        from edge_models.asr import resolve_compute_type
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.options = options
+        self.compute_type = resolve_compute_type(options.compute_type)
+        self.model = WhisperModel(
+            str(bundle),
+            device="cpu",
+            compute_type=self.compute_type,
+            cpu_threads=options.threads,
+            num_workers=1,
+            local_files_only=True,
+        )
+
+    def __call__(self, audio: Any) -> str:
+        segments, _info = self.model.transcribe(
+            audio, language=self.options.language, beam_size=self.options.beam_size, condition_on_previous_text=False
+        )
+        return " ".join(s.text.strip() for s in segments).strip()
+
+
+def transcribe_chunks(plain: PlainWhisper, audio: Any) -> str:
+    """The `chunks` mode: faster-whisper's own VAD cuts, each chunk decoded alone by `WhisperModel.transcribe`."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     speech = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=100, speech_pad_ms=100))
     texts = []
     for start, end in chunk_bounds(speech, len(audio), 3 * 16000, 1600):
-        texts.append(transcriber.transcribe_plain(audio[start:end]))
+        texts.append(plain(audio[start:end]))
     return " ".join(t for t in texts if t)
 
 
 def run_mode(
     mode: str,
     bundle: Path,
-    half: str,
-    blind_dir: Path | None,
+    items: Iterable[dict[str, Any]],
     threads: int,
     beam: int,
     config: Path | None,
-    sets: Iterable[str] = SETS,
 ) -> dict[str, Any]:
     """One mode over every item, in this process."""
     from edge_models.asr import WhisperTranscriber
@@ -133,17 +190,25 @@ def run_mode(
 
     overrides = {"models_dir": bundle.parent, "model_name": bundle.name, "threads": threads, "beam_size": beam}
     options = voice_options(config, **overrides)
-    transcriber = WhisperTranscriber(bundle, options)
+    plain: PlainWhisper | None = None
+    transcriber: WhisperTranscriber | None = None
+    if mode == "pipeline":
+        transcriber = WhisperTranscriber(bundle, options)
+        compute_type = transcriber.compute_type
+    else:
+        plain = PlainWhisper(bundle, options)
+        compute_type = plain.compute_type
     vad = SileroVad()
     rows = []
-    for item in load_items(half, blind_dir, sets):
+    for item in items:
         audio = item["audio"]
         speech_end = vad_speech_end(audio, vad, options)
-        if mode in ("plain", "chunks"):
+        if plain is not None:
             started = time.perf_counter()
-            text = transcriber.transcribe_plain(audio) if mode == "plain" else transcribe_chunks(transcriber, audio)
+            text = plain(audio) if mode == "plain" else transcribe_chunks(plain, audio)
             compute = after_speech = time.perf_counter() - started
         else:
+            assert transcriber is not None  # noqa: S101 - the pipeline mode loads it
             compute_s = 0.0
 
             def timed(a: Any, decode: Any = transcriber.transcribe) -> Any:
@@ -188,7 +253,7 @@ def run_mode(
             }
         )
     rss = round(peak_rss_mb(), 1)
-    return {"mode": mode, "rows": rows, "peak_rss_mb": rss, "compute_type": transcriber.compute_type}
+    return {"mode": mode, "rows": rows, "peak_rss_mb": rss, "compute_type": compute_type}
 
 
 def complete_text_at(partials: list[tuple[float, str]], final_text: str, *, default: float) -> float:
@@ -320,7 +385,6 @@ def build_blind(cache: Path) -> Path | None:
     hidden=True,
     help="Internal: run one mode in this process and print its JSON.",
 )
-@click.option("--blind-dir", type=click.Path(path_type=Path), default=None, hidden=True, help="Internal.")
 def asr(
     bundle: Path,
     half: str,
@@ -332,15 +396,15 @@ def asr(
     beam_size: int,
     out: Path,
     only: str | None,
-    blind_dir: Path | None,
 ) -> None:
     """Speech recognition: WER per set, latency after the end of speech, phantoms, real-time factor, RSS."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if only is not None:  # child process: one mode, JSON on stdout
-        result = run_mode(only, bundle, half, blind_dir, threads, beam_size, config, sets_)
+    if only is not None:  # child process: one mode on the items streamed on stdin, JSON on stdout
+        result = run_mode(only, bundle, read_items(sys.stdin.buffer), threads, beam_size, config)
         click.echo(json.dumps(result, ensure_ascii=False))
         return
     blind_dir = build_blind(out.parent / "blind-speech") if blind else None
+    stream = write_items(load_items(half, blind_dir, sets_))
     with tempfile.TemporaryDirectory(prefix="borne-bench-models-") as tmp:
         if not (bundle / "manifest.json").is_file():
             from edge_models.bundles import DEFAULT_PACKAGES, install_from_packages
@@ -351,24 +415,14 @@ def asr(
         for mode in modes:
             click.echo(f"running {mode} on the {half} half{' and the blind set' if blind_dir else ''} …", err=True)
             args = [sys.executable, "-m", "borne_cli", "bench", "asr", "--only", mode, "--model", str(bundle)]
-            args += [
-                "--half",
-                half,
-                "--sets",
-                ",".join(sets_),
-                "--threads",
-                str(threads),
-                "--beam-size",
-                str(beam_size),
-            ]
-            if blind_dir is not None:
-                args += ["--blind-dir", str(blind_dir)]
+            args += ["--threads", str(threads), "--beam-size", str(beam_size)]
             if config is not None:
                 args += ["--config", str(config)]
-            proc = subprocess.run(args, capture_output=True, text=True, check=False, cwd=REPO)
+            proc = subprocess.run(args, input=stream, capture_output=True, check=False, cwd=REPO)
+            stderr = proc.stderr.decode("utf-8", errors="replace")
             if proc.returncode != 0:
-                raise click.ClickException(f"{mode} run failed:\n{proc.stderr[-3000:]}")
-            results[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+                raise click.ClickException(f"{mode} run failed:\n{stderr[-3000:]}")
+            results[mode] = json.loads(proc.stdout.decode("utf-8").strip().splitlines()[-1])
     summary = {mode: summarise(res) for mode, res in results.items()}
     report = {
         "benchmark": "asr",

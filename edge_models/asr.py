@@ -1,4 +1,4 @@
-"""Whisper transcription of one phrase at a time (faster-whisper / CTranslate2), and its worker thread.
+"""Whisper transcription of one phrase at a time (CTranslate2's Whisper model), and its worker thread.
 
 The fast path encodes a mel window cut to the phrase length (plus a margin) instead of Whisper's
 fixed 30 s window, then decodes with CTranslate2's `generate` bounded by `max_length`. A phrase whose
@@ -10,6 +10,7 @@ its text at a pause inside the phrase and drops what follows.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import math
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from edge_models.bundles import verify_bundle
 from edge_models.guard import normalize_phrase, repeated_ngram
 from edge_models.options import SAMPLE_RATE, VoiceOptions
+from edge_models.vocabulary import Vocabulary
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,6 +58,20 @@ def require(module: str) -> Any:
         raise RuntimeError(f"the voice pipeline requires the {module} package; {VOICE_EXTRA_HINT}") from exc
 
 
+def release_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`).
+
+    CTranslate2 frees its buffers to glibc, which keeps them in the heap for reuse: after loading the
+    model (about 40 MB of read buffers) and after each session (the encoder's and beam search's buffers)
+    the process would stay that much bigger until the next allocation of the same size. A no-op where the
+    C library has no `malloc_trim` (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def choose_compute_type(cpu_flags: Iterable[str], ram_mb: int, supported: Iterable[str]) -> str:
     """Pick a CTranslate2 compute type from the CPU's features and RAM.
 
@@ -70,6 +86,14 @@ def choose_compute_type(cpu_flags: Iterable[str], ram_mb: int, supported: Iterab
     if "int8_float32" in kinds and ram_mb < 2048:
         return "int8_float32"
     return "float32"
+
+
+def resolve_compute_type(compute_type: str) -> str:
+    """The setting's compute type, or for "auto" the one `choose_compute_type` picks on this machine."""
+    if compute_type != "auto":
+        return compute_type
+    ctranslate2 = require("ctranslate2")
+    return choose_compute_type(read_cpu_flags(), read_ram_mb(), ctranslate2.get_supported_compute_types("cpu"))
 
 
 def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
@@ -118,49 +142,24 @@ class WhisperTranscriber:
     """A Whisper model from a verified bundle directory, loaded once; `transcribe` is thread-safe."""
 
     def __init__(self, bundle_dir: Path, options: VoiceOptions, *, verify: bool = True) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if verify:
             verify_bundle(bundle_dir, full=True)
-        faster_whisper = require("faster_whisper")
         ctranslate2 = require("ctranslate2")
-        compute_type = options.compute_type
-        if compute_type == "auto":
-            compute_type = choose_compute_type(
-                read_cpu_flags(), read_ram_mb(), ctranslate2.get_supported_compute_types("cpu")
-            )
+        compute_type = resolve_compute_type(options.compute_type)
         self.options = options
         self.bundle_dir = bundle_dir
         self.compute_type = compute_type
-        # A local directory path: faster-whisper never contacts a hub for it.
-        self.model = faster_whisper.WhisperModel(
-            str(bundle_dir),
-            device="cpu",
-            compute_type=compute_type,
-            cpu_threads=options.threads,
-            num_workers=1,
-            local_files_only=True,
+        # CTranslate2's model alone: faster-whisper's WhisperModel would also load the full tokenizer and
+        # the audio-file decoder, about 60 MB the pipeline never uses (features.py, vocabulary.py).
+        self.model = ctranslate2.models.Whisper(
+            str(bundle_dir), device="cpu", compute_type=compute_type, intra_threads=options.threads, inter_threads=1
         )
-        tokenizer_mod = require("faster_whisper.tokenizer")
-        self.tokenizer = tokenizer_mod.Tokenizer(
-            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=options.language
-        )
-        self.prompt: list[int] = [*self.tokenizer.sot_sequence, self.tokenizer.no_timestamps]
-        self.timestamps_prompt: list[int] = list(self.tokenizer.sot_sequence)
+        self.vocabulary = Vocabulary.load(bundle_dir)
+        self.prompt: list[int] = self.vocabulary.sot_sequence(options.language, timestamps=False)
+        self.timestamps_prompt: list[int] = self.vocabulary.sot_sequence(options.language, timestamps=True)
         self._lock = threading.Lock()
+        release_freed_memory()
         logger.info("Whisper loaded from %s (%s, %d threads)", bundle_dir, compute_type, options.threads)
-
-    # -- plain faster-whisper, the obvious alternative (benchmarks, comparisons) ------------------
-
-    def transcribe_plain(self, audio: FloatArray) -> str:
-        """Whole-clip `WhisperModel.transcribe`, as a plain faster-whisper user would call it."""
-        with self._lock:
-            segments, _info = self.model.transcribe(
-                audio,
-                language=self.options.language,
-                beam_size=self.options.beam_size,
-                condition_on_previous_text=False,
-            )
-            return " ".join(s.text.strip() for s in segments).strip()
 
     # -- the pipeline's path ------------------------------------------------------------------------
 
@@ -176,10 +175,12 @@ class WhisperTranscriber:
     def _transcribe(self, audio: FloatArray, *, full_window_fallback: bool) -> PhraseResult:
         started = time.perf_counter()
         np = require("numpy")
+        from edge_models.features import log_mel  # numpy at import: loaded with the voice extra, not with this module
+
         audio = np.asarray(audio, dtype=np.float32)[: 30 * SAMPLE_RATE]
         duration = len(audio) / SAMPLE_RATE
         with self._lock:
-            features = self.model.feature_extractor(audio)
+            features = log_mel(audio)
             content = min(features.shape[-1], FULL_WINDOW_FRAMES)
             margin = int(self.options.window_margin_s * 100)
             floor = int(self.options.min_window_s * 100)
@@ -235,13 +236,12 @@ class WhisperTranscriber:
     def _encode(self, features: FloatArray, content: int, frames: int) -> Any:
         """Whisper's encoder on the first `content` mel frames, zero-padded to a `frames` window."""
         np = require("numpy")
-        transcribe_mod = require("faster_whisper.transcribe")
+        ctranslate2 = require("ctranslate2")
         window = features[:, :content]
         if frames > content:
             window = np.pad(window, ((0, 0), (0, frames - content)))
-        return self.model.model.encode(
-            transcribe_mod.get_ctranslate2_storage(np.ascontiguousarray(window[None], dtype=np.float32))
-        )
+        batch = np.ascontiguousarray(window[None], dtype=np.float32)
+        return self.model.encode(ctranslate2.StorageView.from_array(batch))
 
     def _generate(
         self,
@@ -255,7 +255,7 @@ class WhisperTranscriber:
         # max_length 20 gives 10 tokens), which is how faster-whisper's 448 yields Whisper's 224.
         budget = math.ceil(duration * self.options.max_tokens_per_s) + 8
         max_length = min(MAX_TARGET_POSITIONS, 2 * budget + 2)
-        result = self.model.model.generate(
+        result = self.model.generate(
             encoder_output,
             [prompt or self.prompt],
             beam_size=self.options.beam_size,
@@ -267,7 +267,7 @@ class WhisperTranscriber:
             suppress_tokens=[-1],
         )[0]
         tokens = result.sequences_ids[0]
-        text = self.tokenizer.decode(tokens).strip()  # timestamp tokens, if any, are not text
+        text = self.vocabulary.decode(tokens).strip()  # timestamp tokens, if any, are not text
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         truncated = len(tokens) >= max_length // 2 - 1
         return text, float(avg_logprob), float(result.no_speech_prob), truncated
@@ -356,5 +356,7 @@ __all__ = [
     "load_transcriber",
     "read_cpu_flags",
     "read_ram_mb",
+    "release_freed_memory",
     "require",
+    "resolve_compute_type",
 ]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edge_models.asr import Job, PhraseResult, TranscriberWorker, WhisperTranscriber, require
+from edge_models.asr import Job, PhraseResult, TranscriberWorker, WhisperTranscriber, release_freed_memory, require
 from edge_models.audio import AudioSource, SourceState
 from edge_models.guard import HallucinationGuard, Verdict
 from edge_models.options import FRAME_SAMPLES, SAMPLE_RATE, VoiceOptions
@@ -382,6 +382,7 @@ class VoiceSession:
             wipe = getattr(self.source, "wipe", None)
             if callable(wipe):
                 wipe()
+            release_freed_memory()  # the decoder's buffers, between visits
         with self._lock:
             self._lost(self._held)  # nothing came after it to join it to
             self._held = None

@@ -1,4 +1,10 @@
-from bench.asr import complete_text_at
+import io
+
+import click
+import numpy as np
+import pytest
+
+from bench.asr import complete_text_at, read_items, write_items
 
 
 def test_the_text_is_complete_when_it_last_became_the_final_text() -> None:
@@ -59,3 +65,22 @@ def test_the_summary_reports_wer_per_set_and_corpus_latency_and_phantoms() -> No
     assert lines[0].split() == ["metric", "pipeline", "plain"]
     assert any(line.startswith("WER verify/clips ") and "16.7%" in line for line in lines)
     assert any(line.startswith("phantom texts verify/non_speech") and line.split()[-1] == "1" for line in lines)
+
+
+def test_items_stream_to_a_child_one_at_a_time_and_intact() -> None:
+    items = [
+        {"name": "a", "set": "clips", "text": "bonjour à tous", "audio": np.linspace(-1, 1, 1601, dtype=np.float32)},
+        {"name": "b", "set": "non_speech", "text": "", "audio": np.zeros(0, dtype=np.float32)},
+    ]
+    stream = io.BytesIO(write_items(items))
+    back = list(read_items(stream))
+    assert [i["name"] for i in back] == ["a", "b"]
+    assert back[0]["text"] == "bonjour à tous"
+    np.testing.assert_array_equal(back[0]["audio"], items[0]["audio"])
+    assert len(back[1]["audio"]) == 0
+
+
+def test_a_stream_cut_short_names_the_item() -> None:
+    data = write_items([{"name": "monologue_3", "audio": np.ones(100, dtype=np.float32)}])
+    with pytest.raises(click.ClickException, match="monologue_3"):
+        list(read_items(io.BytesIO(data[:-10])))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.asr import PlainWhisper
 from bench.wer import normalize, wer
 from edge_models.asr import PhraseResult
 from edge_models.audio import SounddeviceSource, SourceState, SyntheticSource, WavFileSource, read_wav, synth
@@ -22,10 +23,13 @@ from tests.edge_models.test_audio import FakeSounddevice
 pytestmark = pytest.mark.slow
 
 
-def test_pipeline_wer_within_one_point_of_plain_faster_whisper(transcriber: Any, vad: Any, voice_options: Any) -> None:
+def test_pipeline_wer_within_one_point_of_plain_faster_whisper(
+    transcriber: Any, vad: Any, voice_options: Any, whisper_bundle: Any
+) -> None:
+    plain_whisper = PlainWhisper(whisper_bundle, voice_options)
     plain, piped = [], []
     for clip in speech_clips():
-        plain.append((clip["text"], transcriber.transcribe_plain(read_wav(clip["path"]))))
+        plain.append((clip["text"], plain_whisper(read_wav(clip["path"]))))
         final = VoiceSession(WavFileSource(clip["path"]), transcriber.transcribe, voice_options, vad=vad).run()
         assert final.text, clip["file"]
         assert final.reason == EndReason.END_OF_INPUT
