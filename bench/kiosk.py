@@ -13,6 +13,9 @@ Every figure comes from a separate process rendering with `SDL_VIDEODRIVER=offsc
   percentage of one core, once the model is loaded; the kiosk watching a FIFO nobody writes to (a
   terminal with its touchscreen), and the kiosk with no input device (10 fps polling);
 - peak RSS (VmHWM) with the model loaded, and the resident set once idle (VmRSS).
+- peak RSS of a whole visit with a spoken comment: `borne kiosk --demo --offscreen` hearing a 20–40 s
+  monologue of the speech benchmark's verify half (rating, follow-ups, the comment transcribed by the real
+  model, review, sent), beside `borne transcribe` of the same recording (the voice pipeline without the UI).
 The same measures of a plain Kivy window holding one Button, at Kivy's default 60 fps and at maxfps 10,
 come from the same run.
 """
@@ -361,6 +364,62 @@ def taps_child(config: Path, cycles: int, node: Path | None = None) -> None:
 # -- the parent: runs, table, JSON ------------------------------------------------------------------
 
 
+def monologue_wav(directory: Path) -> tuple[Path, float]:
+    """The first monologue of the speech benchmark's verify half, as a 16-bit WAV file, and its length."""
+    import wave
+
+    import numpy as np
+
+    from bench.speech_sets import build
+
+    item = next(i for i in build("verify") if i.set == "monologues")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{item.name}.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(item.audio, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return path, item.duration_s
+
+
+def peak_rss_of_run(command: list[str], env: dict[str, str], log: Path) -> float:
+    """Run `command` to its end; its peak resident set in MB (the kernel's ru_maxrss of the reaped child)."""
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log_file, stderr=log_file)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise click.ClickException(f"{command!r} failed (code {process.returncode}):\n{tail}")
+    return usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def measure_visit(config: Path, bundle: Path, work: Path) -> dict[str, Any]:
+    """Peak RSS of a kiosk visit with a spoken comment, and of the voice pipeline alone on the same speech."""
+    wav, seconds = monologue_wav(work / "speech")
+    env = child_environment(None, work / "kivy")
+    visit = [*kiosk_command(config), "--demo", "--offscreen", "--demo-wav", str(wav)]
+    alone = [BORNE, "transcribe", "--model", str(bundle), "--realtime", str(wav)]
+    kiosk_peak = peak_rss_of_run(visit, env, work / "visit.log")
+    return {
+        "speech_s": round(seconds, 1),
+        "kiosk_visit_peak_rss_mb": round(kiosk_peak, 1),
+        "comment_words": comment_words(config.parent / "outbox.db"),
+        "transcribe_peak_rss_mb": round(peak_rss_of_run(alone, env, work / "transcribe.log"), 1),
+    }
+
+
+def comment_words(outbox: Path) -> int:
+    """Words of the spoken comment the visit stored (0: no record or no comment): the visit really transcribed."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
+        payloads = [row[0] for row in db.execute("SELECT payload FROM records")]
+    comments = [json.loads(payload).get("comment") or {} for payload in payloads]
+    return sum(len(str(comment.get("text", "")).split()) for comment in comments)
+
+
 @dataclass
 class Subject:
     name: str
@@ -604,9 +663,16 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
             "taps": measure_taps(taps_config, cycles, work, taps_node),
             "taps_polling": measure_taps(taps_polling_config, cycles, work, None),
         }
+        click.echo("kiosk: one visit with a spoken comment, and the same speech through borne transcribe …", err=True)
+        visit = measure_visit(write_config(work / "visit", bundle, voice=True, input_device=None), bundle, work)
     subjects = [kiosk_subject, polling_subject, plain_60, plain_10]
     summaries = {key: summarise_taps(run["samples"]) for key, run in taps_runs.items()}
     print_table(subjects, summaries)
+    click.echo(
+        f"visit with a {visit['speech_s']:.0f} s spoken comment ({visit['comment_words']} words stored): kiosk peak "
+        f"{visit['kiosk_visit_peak_rss_mb']:.0f} MB; "
+        f"the same speech through borne transcribe (no UI): peak {visit['transcribe_peak_rss_mb']:.0f} MB"
+    )
     report = {
         "benchmark": "kiosk",
         "command": "borne bench kiosk " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "borne bench kiosk",
@@ -614,6 +680,7 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
         "rendering": f"SDL_VIDEODRIVER=offscreen, {WIDTH}x{HEIGHT}",
         "idle_seconds": idle_seconds,
         "subjects": [{**asdict(subject), "start_s": subject.start_s} for subject in subjects],
+        "visit": visit,
         **{
             key: {
                 **summaries[key],

@@ -116,3 +116,8 @@ def test_short_run_writes_every_figure(tmp_path: Path, whisper_bundle: Path) -> 
         assert positive(taps["dispatch_p50_ms"]) and taps["dispatch_p95_ms"] >= taps["dispatch_p50_ms"]
         assert taps["records_stored"] == 1  # the scripted visit went through the flow into the outbox
     assert report["targets"]["tap_p95_ms"] == 100.0
+    # a whole visit with a spoken comment, beside the same speech through the pipeline alone
+    visit = report["visit"]
+    assert 20 <= visit["speech_s"] <= 40 and visit["comment_words"] >= 20  # the monologue was transcribed and stored
+    assert visit["kiosk_visit_peak_rss_mb"] > visit["transcribe_peak_rss_mb"] > 100  # the UI costs memory too
+    assert "spoken comment" in result.stdout
