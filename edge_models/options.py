@@ -110,8 +110,8 @@ class SegmenterOptions(BaseModel):
         3.0,
         ge=0.0,
         le=30.0,
-        description="The last seconds of that silence are counted down to the citizen (Quiet events), so the "
-        "end never comes unannounced; 0: no countdown.",
+        description="The last seconds before the session ends, for that silence or at max_session_s, are counted "
+        "down to the citizen (Quiet events), so the end never comes unannounced; 0: no countdown.",
     )
     initial_silence_s: float = Field(
         8.0, gt=0.0, le=60.0, description="Silence before any speech that ends the session with no text."

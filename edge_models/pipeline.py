@@ -74,10 +74,11 @@ class FinalText:
 
 @dataclass(frozen=True)
 class Quiet:
-    """The session will end for silence in `seconds_left` (whole seconds, counted down); None: speech
-    came back, the countdown is off."""
+    """The session will end in `seconds_left` (whole seconds, counted down), for silence or at the time
+    limit (`reason`: SILENCE or MAX_DURATION); None: speech came back, the countdown is off."""
 
     seconds_left: int | None
+    reason: EndReason = EndReason.SILENCE
 
 
 VoiceEvent = MicStatus | PartialText | Quiet | FinalText
@@ -331,16 +332,27 @@ class VoiceSession:
                     return event
             return None
 
-        announced: int | None = None
+        announced: Quiet | None = None
 
         def count_down() -> None:
-            """Announce each whole second of the last `countdown_s` of silence, and its cancellation."""
+            """Announce each whole second of the last `countdown_s` before the session ends, for silence or at
+            its time limit (whichever comes first), and the cancellation of a silence countdown."""
             nonlocal announced
-            left = segmenter.silence_left_s()
-            shown = math.ceil(left) if left is not None and 0 < left <= opt.segmenter.countdown_s else None
+            ends = [
+                (left, reason)
+                for left, reason in (
+                    (segmenter.silence_left_s(), EndReason.SILENCE),
+                    (segmenter.time_left_s(), EndReason.MAX_DURATION),
+                )
+                if left is not None and 0 < left <= opt.segmenter.countdown_s
+            ]
+            left, reason = min(ends) if ends else (None, EndReason.SILENCE)
+            shown = Quiet(None if left is None else math.ceil(left), reason)
+            if announced is None and shown.seconds_left is None:
+                return  # nothing was announced yet
             if shown != announced:
                 announced = shown
-                self._on_event(Quiet(shown))
+                self._on_event(shown)
 
         blocks = self.source.blocks()
         try:

@@ -149,6 +149,12 @@ class Segmenter:
         silent = (self.frames_seen - 1 - self.last_speech_frame) * FRAME_S
         return max(0.0, self.opt.session_silence_s - silent)
 
+    def time_left_s(self) -> float | None:
+        """Seconds before the session reaches `max_session_s`; None once it has ended."""
+        if self.ended is not None:
+            return None
+        return max(0.0, self.opt.max_session_s - self.frames_seen * FRAME_S)
+
     def flush(self) -> list[Event]:
         """The input ended: emit the phrase in progress and end the session."""
         if self.ended is not None:

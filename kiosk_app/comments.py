@@ -23,3 +23,21 @@ def moderated_comment(text: str, *, language: str, asr_model: str, confidence: f
         redactions=result.counts(),
         confidence=min(1.0, max(0.0, confidence)),
     )
+
+
+def joined_comment(earlier: Comment, added: Comment) -> Comment:
+    """What the citizen said, then what they added after tapping "add" (both already moderated): one text,
+    the redactions of both, and the confidence of each weighted by its length."""
+    text = f"{earlier.text} {added.text}"[:MAX_COMMENT_CHARS]
+    redactions = dict(earlier.redactions)
+    for kind, count in added.redactions.items():
+        redactions[kind] = redactions.get(kind, 0) + count
+    weights = len(earlier.text), len(added.text)
+    confidence = (earlier.confidence * weights[0] + added.confidence * weights[1]) / sum(weights)
+    return Comment(
+        text=text,
+        language=earlier.language,
+        asr_model=earlier.asr_model,
+        redactions=redactions,
+        confidence=min(1.0, max(0.0, confidence)),
+    )

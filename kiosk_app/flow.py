@@ -21,6 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from kiosk_app.comments import joined_comment
 from kiosk_app.settings import KioskSection
 from sync_agent.contract import Comment, Flag, FollowUp, Rating, RecordDraft, truncate_to_hour
 
@@ -70,6 +71,7 @@ class Session:
     follow_up_index: int = 0
     partial_text: str = ""
     comment: Comment | None = None
+    earlier: Comment | None = None  # while adding to a comment: what was said before (kept whatever happens)
     nothing_heard: bool = False  # the review says so and offers to try again
     flags: list[Flag] = field(default_factory=list)
 
@@ -191,10 +193,20 @@ class Flow:
         self._finish()
         return True
 
+    def add_more(self) -> bool:
+        """Speak again to add to the comment under review: what was said stays, the new words follow it."""
+        if self.state != State.REVIEW or self.session.comment is None or not self._tap():
+            return False
+        self.session.earlier = self.session.comment
+        self.session.partial_text = self.session.comment.text
+        self._enter(State.LISTENING)
+        return True
+
     def redo(self) -> bool:
         if self.state != State.REVIEW or not self._tap():
             return False
         self.session.comment = None
+        self.session.earlier = None
         self.session.nothing_heard = False
         self.session.partial_text = ""
         self._enter(State.LISTENING)
@@ -204,6 +216,7 @@ class Flow:
         if self.state != State.REVIEW or not self._tap():
             return False
         self.session.comment = None
+        self.session.earlier = None
         self._finish()
         return True
 
@@ -212,7 +225,8 @@ class Flow:
     def voice_partial(self, text: str) -> bool:
         if self.state != State.LISTENING:
             return False
-        self.session.partial_text = text
+        earlier = self.session.earlier
+        self.session.partial_text = f"{earlier.text} {text}".strip() if earlier is not None else text
         self._entered_at = self._clock.monotonic()  # the citizen is still talking
         return True
 
@@ -220,7 +234,11 @@ class Flow:
         """The moderated comment, or None when nothing usable was heard (the session ends without it)."""
         if self.state != State.LISTENING:
             return False
-        if comment is None:
+        earlier, self.session.earlier = self.session.earlier, None
+        if earlier is not None:  # adding: what was said before is never lost
+            self.session.comment = joined_comment(earlier, comment) if comment is not None else earlier
+            self._enter(State.REVIEW)
+        elif comment is None:
             self._finish()
         else:
             self.session.comment = comment
@@ -232,8 +250,9 @@ class Flow:
         the rating alone), instead of ending on thanks as if something had been said."""
         if self.state != State.LISTENING:
             return False
-        self.session.comment = None
-        self.session.nothing_heard = True
+        earlier, self.session.earlier = self.session.earlier, None
+        self.session.comment = earlier  # adding and nothing more was said: the comment as it was
+        self.session.nothing_heard = earlier is None
         self._enter(State.REVIEW)
         return True
 
@@ -250,6 +269,18 @@ class Flow:
             State.REVIEW: s.review_timeout_s,
             State.THANKS: s.thanks_timeout_s,
         }[state]
+
+    def seconds_left(self) -> float | None:
+        """Seconds before the current screen times out (None: it never does)."""
+        limit = self.timeout_s(self.state)
+        return None if limit is None else max(0.0, limit - (self._clock.monotonic() - self._entered_at))
+
+    def still_here(self) -> bool:
+        """A touch anywhere on the review screen: the citizen is still there, its timeout starts again."""
+        if self.state != State.REVIEW:
+            return False
+        self._entered_at = self._clock.monotonic()
+        return True
 
     def tick(self) -> bool:
         """Apply the current screen's timeout if it has passed; True when the state changed."""

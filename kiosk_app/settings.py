@@ -69,6 +69,13 @@ class KioskSection(Section):
     voice_offer_timeout_s: float = Field(default=20, gt=0, le=3600, description="The voice offer left unanswered.")
     listening_timeout_s: float = Field(default=90, gt=0, le=3600, description="Listening with no final text.")
     review_timeout_s: float = Field(default=60, gt=0, le=3600, description="Review left without send or delete.")
+    review_warning_s: float = Field(
+        default=15,
+        ge=0,
+        le=3600,
+        description="The last seconds of the review are counted down: without a touch the rating is sent alone, "
+        "the comment dropped (0: no warning).",
+    )
     thanks_timeout_s: float = Field(default=5, gt=0, le=600, description="Thanks screen back to attract.")
     debounce_s: float = Field(default=0.6, ge=0, le=10, description="Taps closer than this to the last are ignored.")
     burst_window_s: float = Field(default=60, gt=0, le=3600, description="Window in which ratings are counted.")

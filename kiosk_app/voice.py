@@ -36,7 +36,7 @@ class VoiceListener:
         on_partial: Callable[[str], object],
         on_final: Callable[[Comment | None], object],
         on_microphone: Callable[[MicStatus], object] = lambda status: None,
-        on_quiet: Callable[[int | None], object] = lambda seconds_left: None,
+        on_quiet: Callable[[Quiet], object] = lambda quiet: None,
         on_nothing_heard: Callable[[], object] | None = None,
     ) -> None:
         """`on_nothing_heard`: the session ran and heard nothing usable (else `on_final(None)`, as for a
@@ -79,7 +79,7 @@ class VoiceListener:
         elif isinstance(event, MicStatus):
             self._post(lambda: self._on_microphone(event))
         elif isinstance(event, Quiet):
-            self._post(lambda: self._on_quiet(event.seconds_left))
+            self._post(lambda: self._on_quiet(event))
 
     def _run(self) -> None:
         assert self._session is not None  # noqa: S101 — set by start()

@@ -10,7 +10,9 @@ after `kiosk_app.ui.env.prepare_kivy`.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -21,7 +23,8 @@ from kivy.core.window import Window
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from edge_models.pipeline import MicStatus
+from edge_models.pipeline import MicStatus, Quiet
+from edge_models.segmenter import EndReason
 from kiosk_app.flow import Clock as FlowClock
 from kiosk_app.flow import Flow, Identity, State, SystemClock
 from kiosk_app.read_aloud import ReadAloud
@@ -58,6 +61,7 @@ TICK_INTERVAL_S = 1.0
 TECHNICIAN_IDLE_S = 120.0  # the technician screens go back to attract after this long untouched
 KEEP_STORED = 1000  # records kept in memory once stored, for the demo, tests and bench (the outbox holds all)
 MICROPHONE_PROBE_S = 60.0  # a missing or failed microphone is checked again this often (on attract only)
+ECHO_TAIL_S = 0.3  # the microphone stays muted this long after read-aloud stops: the room still echoes it
 INPUT_GRACE_S = 2.0  # after input wakes the attract screen, it runs at ACTIVE_FPS this long (see _input_woke)
 TECHNICIAN_GATE = "technician_gate"
 TECHNICIAN = "technician"
@@ -82,6 +86,8 @@ class Speaker(Protocol):
     def say(self, text: str, language: str) -> None: ...
 
     def stop(self) -> None: ...
+
+    def speaking(self) -> bool: ...
 
 
 def default_speaker() -> Speaker:
@@ -152,6 +158,7 @@ class KioskApp(App):  # type: ignore[misc]
         self._on_started = on_started
         self._listener: VoiceListener | None = None
         self._generation = 0
+        self._spoke_at = -ECHO_TAIL_S  # time.monotonic() when read-aloud was last seen speaking
         self._level_test: LevelTest | None = None
         self._technician_touched = 0.0
         self._shown_at_frame = 0
@@ -193,6 +200,7 @@ class KioskApp(App):  # type: ignore[misc]
 
     def _tick(self, _dt: float) -> None:  # returning False would unschedule it
         self.flow.tick()
+        self._count_down_review()
         now = self.clock.monotonic()
         microphone_down = self.runtime.microphone in (ComponentState.MISSING, ComponentState.FAILED)
         # the probe restarts PortAudio: only on the attract screen, where no stream is open
@@ -368,7 +376,7 @@ class KioskApp(App):  # type: ignore[misc]
             self._post_level(lambda: current(self._show_level)(value))
 
         listener = VoiceListener(
-            lambda on_event: self.runtime.make_session(on_event, level),
+            lambda on_event: self.runtime.make_session(on_event, level, muted=self.hearing_itself),
             asr_model=self.settings.voice.model_name,
             language=self.settings.voice.language,
             post=self._post,
@@ -381,6 +389,14 @@ class KioskApp(App):  # type: ignore[misc]
         self._listener = listener
         listener.start()
 
+    def hearing_itself(self) -> bool:
+        """Read-aloud is speaking, or stopped less than ECHO_TAIL_S ago: what the microphone hears is the
+        kiosk, not the citizen (asked by the audio thread for every block while listening)."""
+        now = time.monotonic()
+        if self.speaker is not None and self.speaker.speaking():
+            self._spoke_at = now
+        return now - self._spoke_at < ECHO_TAIL_S
+
     def _stop_listener(self) -> None:
         if self._listener is not None:
             self._listener.stop()
@@ -392,15 +408,27 @@ class KioskApp(App):  # type: ignore[misc]
         if self._listener is not None:
             self._listener.stop()
 
+    def _count_down_review(self) -> None:
+        """The review's last `review_warning_s` seconds, shown on it (0: none), so it never ends unannounced."""
+        left = self.flow.seconds_left() if self.flow.state == State.REVIEW else None
+        warning = self.settings.kiosk.review_warning_s
+        shown = math.ceil(left) if left is not None and 0 < left <= warning else 0
+        review = self.screen(State.REVIEW)
+        if review.seconds_left != shown:
+            review.seconds_left = shown
+
     def _voice_partial(self, text: str) -> None:
         if self.flow.voice_partial(text):
             screen = self.screen(State.LISTENING)
-            screen.live_text = text
+            screen.live_text = self.flow.session.partial_text  # with what was said before, when adding
 
-    def _voice_quiet(self, seconds_left: int | None) -> None:
-        """The end for silence is near (a countdown on the listening screen), or speech came back."""
+    def _voice_quiet(self, quiet: Quiet) -> None:
+        """The end for silence or at the time limit is near (a countdown on the listening screen), or
+        speech came back."""
         if self.flow.state == State.LISTENING:
-            self.screen(State.LISTENING).seconds_left = seconds_left or 0
+            screen = self.screen(State.LISTENING)
+            screen.time_limit = quiet.reason == EndReason.MAX_DURATION
+            screen.seconds_left = quiet.seconds_left or 0
 
     def _voice_nothing_heard(self) -> None:
         self._listener = None

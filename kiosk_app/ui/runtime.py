@@ -49,13 +49,24 @@ def level_of(block: FloatArray) -> float:
 
 
 class MeteredSource(AudioSource):
-    """Wraps a source and reports each block's level (a number only) before passing the block on."""
+    """Wraps a source and reports each block's level (a number only) before passing the block on.
 
-    def __init__(self, inner: AudioSource, on_level: LevelCallback, interval_s: float = LEVEL_INTERVAL_S) -> None:
+    While `muted()` is true the blocks are dropped (zeroed, level 0), as if no time passed: the kiosk is
+    reading a prompt aloud and the microphone would hear the kiosk, not the citizen (half duplex). The
+    session's silence clocks stand still meanwhile, so the citizen still has all of them afterwards."""
+
+    def __init__(
+        self,
+        inner: AudioSource,
+        on_level: LevelCallback,
+        interval_s: float = LEVEL_INTERVAL_S,
+        muted: Callable[[], bool] = lambda: False,
+    ) -> None:
         super().__init__(None)
         self._inner = inner
         self._on_level = on_level
         self._interval_s = interval_s
+        self._muted = muted
         inner.on_state = self._set_state
 
     def blocks(self) -> Iterator[FloatArray]:
@@ -64,10 +75,14 @@ class MeteredSource(AudioSource):
         try:
             for block in blocks:
                 self.last_block_at = self._inner.last_block_at
+                muted = self._muted()
                 now = time.monotonic()
                 if now - last >= self._interval_s:
                     last = now
-                    self._on_level(level_of(block))
+                    self._on_level(0.0 if muted else level_of(block))
+                if muted:
+                    block.fill(0.0)
+                    continue
                 yield block
         finally:
             close = getattr(blocks, "close", None)
@@ -219,10 +234,16 @@ class VoiceRuntime:
             self.microphone = state
             self.on_change()
 
-    def make_session(self, on_event: Callable[[VoiceEvent], None], on_level: LevelCallback) -> VoiceSession:
+    def make_session(
+        self,
+        on_event: Callable[[VoiceEvent], None],
+        on_level: LevelCallback,
+        muted: Callable[[], bool] = lambda: False,
+    ) -> VoiceSession:
+        """A session on the configured input; `muted()` (asked per block) drops what the kiosk hears of itself."""
         if self._transcriber is None:
             raise RuntimeError("the speech model is not loaded")
-        source = MeteredSource(self.audio.make(), on_level)
+        source = MeteredSource(self.audio.make(), on_level, muted=muted)
         return VoiceSession.of(source, self._transcriber, self.options, on_event=on_event, vad=self._vad)
 
 

@@ -201,3 +201,18 @@ def test_the_end_for_silence_is_counted_down_and_called_off_when_speech_comes_ba
     assert quiet == [3, 2, None, 3, 2, 1]
     assert final.reason == EndReason.SILENCE and final.text == "oui oui"
     assert final.audio_s == pytest.approx((31 + 125 + 31) / frames_per_s + 6.0, abs=0.1)
+
+
+def test_the_time_limit_is_counted_down_too() -> None:
+    """Someone still talking at `max_session_s` is told a few seconds ahead, and the countdown is not
+    called off by speech (the limit comes anyway)."""
+    options = NO_SPECULATION.model_copy(
+        update={"segmenter": NO_SPECULATION.segmenter.model_copy(update={"max_session_s": 8.0})}
+    )
+    probs = [0.9] * 40 + [0.0] * 10 + [0.9] * 400  # talking on and on, one short breath
+    events: list[VoiceEvent] = []
+    source = SyntheticSource(scripted_audio(len(probs)))
+    final = VoiceSession(source, lambda audio: result("oui", audio), options, events.append, ScriptedVad(probs)).run()
+    quiet = [(event.seconds_left, event.reason) for event in events if isinstance(event, Quiet)]
+    assert quiet == [(3, EndReason.MAX_DURATION), (2, EndReason.MAX_DURATION), (1, EndReason.MAX_DURATION)]
+    assert final.reason == EndReason.MAX_DURATION

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from kiosk_app.comments import moderated_comment
+from kiosk_app.comments import joined_comment, moderated_comment
 from kiosk_app.flow import State
+from sync_agent.contract import MAX_COMMENT_CHARS, Comment
 from tests.kiosk_app import listening_flow
 
 SPOKEN = (
@@ -38,3 +39,10 @@ def test_the_record_stored_after_review_is_moderated() -> None:
     assert flow.send()
     stored = records[0].model_dump_json()
     assert "Dupont" not in stored and "06 12 34 56 78" not in stored and "connard" not in stored
+
+
+def test_a_joined_comment_stays_within_the_contracts_length() -> None:
+    long = Comment(text="a" * (MAX_COMMENT_CHARS - 10), language="fr", asr_model="whisper-base", confidence=0.8)
+    more = Comment(text="b" * 50, language="fr", asr_model="whisper-base", confidence=0.4)
+    joined = joined_comment(long, more)
+    assert len(joined.text) == MAX_COMMENT_CHARS and joined.text.startswith(long.text + " b")

@@ -163,6 +163,65 @@ def test_review_delete_and_redo(h: Harness) -> None:
     assert h.records[0].comment is None
 
 
+def test_adding_to_a_comment_keeps_what_was_said_and_appends_the_rest(h: Harness) -> None:
+    first = Comment(
+        text="Très bon accueil.", language="fr", asr_model="whisper-base", redactions={"name": 1}, confidence=0.9
+    )
+    more = Comment(
+        text="Mais une heure d'attente.",
+        language="fr",
+        asr_model="whisper-base",
+        redactions={"name": 1, "telephone": 1},
+        confidence=0.5,
+    )
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    assert not h.flow.add_more()  # only on the review screen
+    h.flow.voice_final(first)
+    assert h.tap("add_more") and h.flow.state == State.LISTENING
+    assert h.flow.session.partial_text == "Très bon accueil."  # the listening screen shows what was said
+    h.flow.voice_partial("Mais une heure")
+    assert h.flow.session.partial_text == "Très bon accueil. Mais une heure"
+    h.flow.voice_final(more)
+    comment = h.flow.session.comment
+    assert h.flow.state == State.REVIEW and comment is not None
+    assert comment.text == "Très bon accueil. Mais une heure d'attente."
+    assert comment.redactions == {"name": 2, "telephone": 1}
+    assert 0.5 < comment.confidence < 0.9  # each part's confidence weighted by its length
+    assert h.tap("send")
+    assert h.records[0].comment == comment
+
+
+@pytest.mark.parametrize("ending", ["nothing_heard", "failed"])
+def test_adding_nothing_or_failing_keeps_the_comment_as_it_was(h: Harness, ending: str) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    h.flow.voice_final(COMMENT)
+    h.tap("add_more")
+    if ending == "nothing_heard":
+        h.flow.voice_nothing_heard()
+    else:
+        h.flow.voice_final(None)
+    assert h.flow.state == State.REVIEW and h.flow.session.comment == COMMENT
+    assert not h.flow.session.nothing_heard
+    assert h.tap("redo")  # starting again drops it, and a new comment is not joined to the old one
+    h.flow.voice_final(COMMENT)
+    assert h.flow.session.comment == COMMENT
+
+
+def test_nothing_to_add_to_when_nothing_was_heard(h: Harness) -> None:
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    h.flow.voice_nothing_heard()
+    assert not h.tap("add_more") and h.flow.state == State.REVIEW
+
+
 def test_a_failed_voice_session_ends_without_comment(h: Harness) -> None:
     h.tap("touch")
     h.tap("rate", Rating.SATISFIED)
@@ -332,3 +391,20 @@ def test_flow_never_imports_kivy() -> None:
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert "kivy" not in imported
+
+
+def test_a_touch_on_the_review_starts_its_time_again(h: Harness) -> None:
+    assert h.flow.seconds_left() is None  # attract never times out
+    assert not h.flow.still_here()  # only the review is kept by a touch anywhere
+    h.tap("touch")
+    h.tap("rate", Rating.SATISFIED)
+    h.tap("answer", "a")
+    h.tap("accept_voice")
+    h.flow.voice_final(COMMENT)
+    limit = h.flow.settings.review_timeout_s
+    assert h.flow.seconds_left() == limit
+    assert not h.wait(limit - 5) and h.flow.seconds_left() == 5
+    assert h.flow.still_here() and h.flow.seconds_left() == limit
+    assert not h.wait(limit - 1) and h.flow.state == State.REVIEW
+    assert h.wait(2) and h.flow.state == State.ATTRACT
+    assert h.records[0].comment is None and Flag.ABANDONED in h.records[0].flags

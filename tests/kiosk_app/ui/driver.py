@@ -77,6 +77,9 @@ class RecordingSpeaker:
     def stop(self) -> None:
         pass
 
+    def speaking(self) -> bool:
+        return False
+
 
 def main(spec_path: str, out_path: str) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -202,6 +205,9 @@ def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[st
     yield from capture("listening")
     flow.voice_final(Comment(text=LONG_COMMENT, language="fr", asr_model="test", confidence=0.9))
     yield from capture("review")
+    app.screen(State.REVIEW).seconds_left = 9  # the countdown before the review times out
+    yield from capture("review_countdown")
+    app.screen(State.REVIEW).seconds_left = 0
     step()
     flow.redo()
     flow.voice_nothing_heard()
@@ -398,6 +404,7 @@ def listening_timeout(app: Any, clock: ManualClock, spec: dict[str, Any], observ
     observed["listening_alive"] = thread.is_alive()
     # The pipeline's countdown before it ends for silence, as the session thread sends it.
     from edge_models.pipeline import Quiet
+    from edge_models.segmenter import EndReason
 
     hint = app.screen(State.LISTENING).ids.hint
     listener._event(Quiet(2))
@@ -406,6 +413,9 @@ def listening_timeout(app: Any, clock: ManualClock, spec: dict[str, Any], observ
     listener._event(Quiet(None))
     yield until(lambda: app.screen(State.LISTENING).seconds_left == 0, "the countdown called off", 3)
     observed["hint_after_countdown"] = hint.text
+    listener._event(Quiet(3, EndReason.MAX_DURATION))
+    yield until(lambda: app.screen(State.LISTENING).seconds_left == 3, "the time limit's countdown", 3)
+    observed["time_limit_hint"] = hint.text
     clock.advance(kiosk.listening_timeout_s + 1)
     yield until(lambda: flow.state == State.ATTRACT, "attract after the listening timeout", 5)
     yield until(lambda: not thread.is_alive(), "the voice session to stop", 20)
@@ -414,7 +424,8 @@ def listening_timeout(app: Any, clock: ManualClock, spec: dict[str, Any], observ
 
 
 def stop_and_redo(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
-    """Voice by touch: "done" part-way through the clip, review, start again, the whole clip, send."""
+    """Voice by touch: "done" part-way through the clip, review, start again, the whole clip, then "add more"
+    and "done" part-way through the clip again, send."""
     from kiosk_app.ui.demo import find_button, rating_card
     from kiosk_app.ui.script import pause, until
     from kiosk_app.ui.touch import tap, tap_at
@@ -448,8 +459,46 @@ def stop_and_redo(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
     yield until(lambda: flow.state != State.LISTENING, "the end of the clip", 120)
     yield until(lambda: settled(app, State.REVIEW), "review again")
     observed["review_text"] = app.screen(State.REVIEW).comment_text
+    touch(find_button(app, app.tr("review.add")))
+    yield until(lambda: settled(app, State.LISTENING), "listening to add more")
+    observed["live_text_when_adding"] = app.screen(State.LISTENING).live_text
+    yield pause(spec["stop_after_s"])
+    touch(find_button(app, app.tr("listening.stop")))
+    yield until(lambda: settled(app, State.REVIEW), "review of the comment and its addition")
+    observed["added_text"] = app.screen(State.REVIEW).comment_text
     touch(find_button(app, app.tr("review.send")))
     yield until(lambda: settled(app, State.THANKS), "thanks")
+
+
+def review_countdown(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """The review's last seconds are counted down; a touch anywhere keeps it; left alone, it ends with the
+    rating sent without the comment."""
+    from kiosk_app.ui.script import pause, until
+    from kiosk_app.ui.touch import tap_at
+    from sync_agent.contract import Comment, ComponentState
+
+    flow = app.flow
+    kiosk = app.settings.kiosk
+    review = app.screen(State.REVIEW)
+    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model", 180)
+    for step in (flow.touch, lambda: flow.rate(Rating.SATISFIED), flow.accept_voice):
+        clock.advance(kiosk.debounce_s + 1)
+        step()
+    yield until(lambda: app._listener is not None, "the voice session", 10)
+    app._voice_final(Comment(text="Très bon accueil.", language="fr", asr_model="whisper-base", confidence=0.9))
+    yield until(lambda: settled(app, State.REVIEW), "review")
+    observed["note_at_first"] = review.ids.note.text
+    clock.advance(kiosk.review_timeout_s - 10)
+    yield until(lambda: review.seconds_left > 0, "the countdown", 5)
+    observed["note_in_countdown"] = review.ids.note.text
+    tap_at(app.manager.width / 2, app.manager.height * 0.6)  # on the comment, not on a button
+    yield until(lambda: review.seconds_left == 0, "the countdown called off by a touch", 5)
+    observed["state_after_touch"] = flow.state.value
+    clock.advance(kiosk.review_timeout_s - 1)
+    yield pause(1.5)
+    observed["state_before_timeout"] = flow.state.value  # the touch gave it the whole time again
+    clock.advance(2)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the review timed out", 5)
 
 
 class QueuedTouches:
@@ -611,6 +660,7 @@ SCENARIOS = {
     "behaviour": behaviour,
     "listening_timeout": listening_timeout,
     "stop_and_redo": stop_and_redo,
+    "review_countdown": review_countdown,
     "input_wake": input_wake,
     "outbox_full": outbox_full,
 }

@@ -114,13 +114,16 @@ def test_a_session_the_citizen_walks_away_from_is_stopped_by_the_timeout(tmp_pat
     # the pipeline's countdown before an end for silence shows on the listening screen, then goes
     assert observed["countdown_hint"] == "Je termine dans 2 s. Continuez à parler, ou touchez « Terminé »."
     assert observed["hint_after_countdown"].startswith("Touchez « Terminé » quand vous avez fini.")
+    assert observed["time_limit_hint"] == "Temps de parole bientôt écoulé : je termine dans 3 s."
     assert observed["session_stopped"] is True and observed["screen"] == "attract"
     (abandoned,) = observed["stored"]
     assert abandoned["rating"] == Rating.VERY_SATISFIED
     assert abandoned["comment"] is None and "abandoned" in abandoned["flags"]
 
 
-def test_done_ends_listening_early_and_redo_listens_again(tmp_path: Path, whisper_bundle: Path) -> None:
+def test_done_ends_listening_early_redo_listens_again_and_add_more_appends(
+    tmp_path: Path, whisper_bundle: Path
+) -> None:
     clip = next(c for c in speech_clips() if c["file"].endswith("fleurs_fr_000.wav"))  # 10.2 s
     settings: dict[str, Any] = base_settings(tmp_path, follow_ups=[])
     settings["voice"] = {"models_dir": str(whisper_bundle.parent), "model_name": whisper_bundle.name}
@@ -136,5 +139,24 @@ def test_done_ends_listening_early_and_redo_listens_again(tmp_path: Path, whispe
     assert "accident" in stopped and "malveillant" not in stopped  # what was heard before "done", no more
     assert observed["live_text_cleared"] is True
     assert "malveillant" in observed["review_text"].lower()  # the whole clip the second time
+    # "add more": the listening screen starts from what was said, and the review shows it followed by the rest
+    assert observed["live_text_when_adding"] == observed["review_text"]
+    added = observed["added_text"]
+    before = observed["review_text"]
+    assert added.startswith(before + " ") and "accident" in added[len(before) :].lower()
     (record,) = observed["stored"]
-    assert record["comment"]["text"] == observed["review_text"] and record["flags"] == []
+    assert record["comment"]["text"] == added and record["flags"] == []
+
+
+def test_the_review_counts_down_before_it_times_out_and_a_touch_keeps_it(tmp_path: Path, whisper_bundle: Path) -> None:
+    settings: dict[str, Any] = base_settings(tmp_path, follow_ups=[])
+    settings["voice"] = {"models_dir": str(whisper_bundle.parent), "model_name": whisper_bundle.name}
+    spec = {"scenario": "review_countdown", "settings": settings, "audio": {"kind": "synthetic", "seconds": 600}}
+    observed = run_driver(tmp_path, spec)
+    assert observed["note_at_first"] == "Les noms, numéros et grossièretés sont retirés."
+    assert observed["note_in_countdown"].startswith("Vous êtes toujours là ? Touchez l'écran pour continuer.")
+    assert "dans 10 s" in observed["note_in_countdown"]
+    assert observed["state_after_touch"] == "review"
+    assert observed["state_before_timeout"] == "review"  # the touch started the whole time again
+    (record,) = observed["stored"]
+    assert record["rating"] == Rating.SATISFIED and record["comment"] is None and "abandoned" in record["flags"]

@@ -58,6 +58,56 @@ def test_the_metered_source_reports_levels_and_passes_blocks_and_states_through(
     assert states == [SourceState.READY, SourceState.ENDED]
 
 
+def test_while_muted_the_metered_source_drops_blocks_as_if_no_time_passed() -> None:
+    audio = np.concatenate([np.full(800 * 3, 0.5), np.full(800 * 2, 0.25)]).astype(np.float32)
+    passed = 0
+
+    def muted() -> bool:  # the first three blocks: the kiosk reading a prompt aloud
+        nonlocal passed
+        passed += 1
+        return passed <= 3
+
+    levels: list[float] = []
+    inner = ArraySource(audio.copy(), block_samples=800)
+    blocks = list(MeteredSource(inner, levels.append, interval_s=0.0, muted=muted).blocks())
+    assert len(blocks) == 2 and all(np.all(block == 0.25) for block in blocks)  # only what came after
+    assert levels[:3] == [0.0, 0.0, 0.0] and levels[3] > 0.5  # no level shown for the kiosk's own voice
+
+
+@pytest.mark.slow
+def test_the_kiosks_own_voice_never_becomes_the_comment(transcriber: Any, vad: Any, voice_options: Any) -> None:
+    """Half duplex: a prompt read aloud into the open microphone, then the citizen's words; muted during the
+    prompt (and its echo), only the citizen's words are transcribed, and without muting the prompt's are too."""
+    from bench.wer import normalize
+    from edge_models.audio import read_wav
+    from edge_models.pipeline import VoiceSession
+    from tests.conftest import speech_clips
+
+    clips = {clip["file"]: clip for clip in speech_clips()}
+    prompt, citizen = (clips[name] for name in sorted(clips)[:2])
+    gap = np.zeros(8000, dtype=np.float32)
+    audio = np.concatenate([read_wav(prompt["path"]), gap, read_wav(citizen["path"]), gap, gap])
+    prompt_end = len(read_wav(prompt["path"])) + 4800  # the prompt, then 0.3 s of echo
+
+    def heard(mute: bool) -> set[str]:
+        consumed = 0
+
+        def muted() -> bool:
+            nonlocal consumed
+            consumed += 512
+            return mute and consumed <= prompt_end
+
+        source = MeteredSource(ArraySource(audio.copy(), block_samples=512), lambda level: None, muted=muted)
+        return set(normalize(VoiceSession.of(source, transcriber, voice_options, vad=vad).run().text))
+
+    prompt_words = set(normalize(prompt["text"])) - set(normalize(citizen["text"]))
+    citizen_words = set(normalize(citizen["text"]))
+    muted_text, open_text = heard(True), heard(False)
+    assert len(open_text & prompt_words) >= len(prompt_words) // 2  # the mistake this prevents
+    assert not muted_text & prompt_words
+    assert len(muted_text & citizen_words) >= len(citizen_words) // 2
+
+
 def test_stopping_the_metered_source_stops_the_source_it_wraps() -> None:
     inner = ArraySource(np.zeros(16000 * 10, dtype=np.float32), block_samples=512)
     metered = MeteredSource(inner, lambda level: None)

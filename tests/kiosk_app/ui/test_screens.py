@@ -31,6 +31,7 @@ SCREENS = (
     "voice_offer",
     "listening",
     "review",
+    "review_countdown",
     "review_nothing_heard",
     "thanks",
     "technician_gate",
@@ -180,7 +181,11 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
     assert "Retraite" in texts("follow_up_2")
     assert "Votre voix n'est ni enregistrée ni conservée." in texts("voice_offer")
     assert any(text.startswith("« Très bon accueil") for text in texts("review"))
-    assert {"Envoyer", "Recommencer", "Supprimer"} <= set(texts("review"))
+    assert {"Envoyer", "Ajouter", "Recommencer", "Supprimer"} <= set(texts("review"))
+    assert "Ajouter" not in texts("review_nothing_heard")  # nothing to add to
+    assert "Les noms, numéros et grossièretés sont retirés." in texts("review")
+    [warning] = [t for t in texts("review_countdown") if t.startswith("Vous êtes toujours là ?")]
+    assert "dans 9 s, votre note sera envoyée sans le commentaire" in warning
     assert any(text.startswith("Nous n'avons rien entendu.") for text in texts("review_nothing_heard"))
     assert not any(text.startswith("«") for text in texts("review_nothing_heard"))
     for prompt in ("rating", "follow_up_1", "voice_offer", "listening", "review"):
