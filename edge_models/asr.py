@@ -3,9 +3,9 @@
 The fast path encodes a mel window cut to the phrase length (plus a margin) instead of Whisper's
 fixed 30 s window, then decodes with CTranslate2's `generate` bounded by `max_length`. A phrase whose
 result looks degenerate (repetition, high compression ratio, very low log-probability) is decoded
-again on the full 30 s window, as plain faster-whisper would. A phrase of 4 s or more decoded to few
-words a second (`min_words_per_s`) is decoded again with timestamps: without them Whisper sometimes ends
-its text at a pause inside the phrase and drops what follows.
+again with a repetition penalty, then on a wider window (`fallback_window_s`, 20 s). A phrase of 4 s
+or more decoded to few words a second (`min_words_per_s`) is decoded again with timestamps: without
+them Whisper sometimes ends its text at a pause inside the phrase and drops what follows.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class PhraseResult:
     compression_ratio: float
     duration_s: float
     processing_s: float
-    full_window: bool
+    wide_window: bool  # decoded again on the wider fallback window (the cut one gave a degenerate text)
     settled: bool = True  # False: a speculative decoding still degenerate on the cut window (not to be used)
 
 
@@ -165,14 +165,14 @@ class WhisperTranscriber:
 
     def transcribe(self, audio: FloatArray) -> PhraseResult:
         """Transcribe one phrase (16 kHz mono float32, at most 30 s)."""
-        return self._transcribe(audio, full_window_fallback=True)
+        return self._transcribe(audio, wide_fallback=True)
 
     def transcribe_tentative(self, audio: FloatArray) -> PhraseResult:
-        """A speculative transcription: never Whisper's full window, whose cost (time and about 80 MB of
+        """A speculative transcription: never the wide fallback window, whose cost (time and tens of MB of
         memory) only the real phrase may spend; a result still degenerate comes back `settled=False`."""
-        return self._transcribe(audio, full_window_fallback=False)
+        return self._transcribe(audio, wide_fallback=False)
 
-    def _transcribe(self, audio: FloatArray, *, full_window_fallback: bool) -> PhraseResult:
+    def _transcribe(self, audio: FloatArray, *, wide_fallback: bool) -> PhraseResult:
         started = time.perf_counter()
         np = require("numpy")
         from edge_models.features import log_mel  # numpy at import: loaded with the voice extra, not with this module
@@ -187,9 +187,10 @@ class WhisperTranscriber:
             frames = min(FULL_WINDOW_FRAMES, max(floor, content + margin))
             frames += frames % 2  # the encoder's convolution has stride 2
             # Cut window first; if the text loops or is truncated, the same window with a repetition
-            # penalty (cheap); only then Whisper's full 30 s window (costly, as plain faster-whisper).
-            attempts = [(frames, 1.0), (frames, self.options.retry_repetition_penalty), (FULL_WINDOW_FRAMES, 1.0)]
-            if frames >= FULL_WINDOW_FRAMES or not full_window_fallback:
+            # penalty (cheap); only then a wider window (`fallback_window_s`: costly in time and memory).
+            wide = min(FULL_WINDOW_FRAMES, int(self.options.fallback_window_s * 100))
+            attempts = [(frames, 1.0), (frames, self.options.retry_repetition_penalty), (wide, 1.0)]
+            if frames >= wide or not wide_fallback:
                 attempts = attempts[:2]
             encoded: dict[int, Any] = {}
             degenerate = True
@@ -201,7 +202,7 @@ class WhisperTranscriber:
                 if not degenerate:
                     break
                 logger.debug("phrase decoding attempt %d degenerate; retrying", n + 1)
-            full_window = window >= FULL_WINDOW_FRAMES
+            wide_window = window > frames
             if not degenerate and self._may_have_lost_its_end(result[0], duration):
                 # Without timestamps Whisper sometimes ends the text at a pause inside the phrase and
                 # drops the speech after it; with timestamps it goes on segment by segment.
@@ -215,8 +216,8 @@ class WhisperTranscriber:
             compression_ratio=compression_ratio(result[0]),
             duration_s=duration,
             processing_s=time.perf_counter() - started,
-            full_window=full_window,
-            settled=full_window_fallback or not degenerate,
+            wide_window=wide_window,
+            settled=wide_fallback or not degenerate,
         )
 
     def _may_have_lost_its_end(self, text: str, duration: float) -> bool:

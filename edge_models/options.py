@@ -195,6 +195,14 @@ class VoiceOptions(BaseModel):
         le=30.0,
         description="Shortest encoder window (seconds); shorter windows make Whisper repeat itself.",
     )
+    fallback_window_s: float = Field(
+        20.0,
+        ge=1.0,
+        le=30.0,
+        description="Encoder window of the last retry of a phrase whose decoding stays degenerate (seconds; 30 is "
+        "Whisper's full window). Its memory grows with the square of the window: 20 s needs about 75 MB less at "
+        "its peak than 30 s.",
+    )
     max_tokens_per_s: float = Field(
         8.0, gt=0.0, description="Decoding stops after this many tokens per second of audio (loop guard)."
     )

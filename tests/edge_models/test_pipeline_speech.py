@@ -305,15 +305,25 @@ def test_an_unsettled_speculation_is_never_shown_and_the_phrase_is_transcribed_i
     assert all("boucle" not in e.text for e in events if isinstance(e, PartialText))
 
 
-def test_a_speculative_decoding_never_pays_for_the_full_window(
+def test_a_speculative_decoding_never_pays_for_the_wide_window(
     transcriber: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     audio = read_wav(speech_clips()[6]["path"])
     monkeypatch.setattr(transcriber, "_degenerate", lambda result: True)  # every cut-window decoding loops
+    windows: list[int] = []
+    encode = transcriber._encode
+
+    def encode_recorded(features: Any, content: int, frames: int) -> Any:
+        windows.append(frames)
+        return encode(features, content, frames)
+
+    monkeypatch.setattr(transcriber, "_encode", encode_recorded)
     tentative = transcriber.transcribe_tentative(audio)
-    assert not tentative.full_window and not tentative.settled
+    assert not tentative.wide_window and not tentative.settled
+    assert windows == [1000]  # the cut window (10 s at least), with and without a repetition penalty
     full = transcriber.transcribe(audio)
-    assert full.full_window and full.settled
+    assert full.wide_window and full.settled
+    assert windows == [1000, 1000, 2000]  # then fallback_window_s (20 s), not Whisper's 30 s
 
 
 def test_a_phrase_whose_end_whisper_dropped_is_decoded_again_with_timestamps(

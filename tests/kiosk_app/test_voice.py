@@ -70,7 +70,7 @@ class _ScriptedTranscriber:
             compression_ratio=1.2,
             duration_s=float(len(audio)) / 16000,
             processing_s=0.01,
-            full_window=False,
+            wide_window=False,
         )
 
 
