@@ -131,6 +131,7 @@ def child_environment(notify: NotifySocket | None, kivy_home: Path) -> dict[str,
         KIVY_HOME=str(kivy_home),
         KIVY_LOG_MODE="PYTHON",
         HF_HUB_OFFLINE="1",
+        MALLOC_ARENA_MAX="2",  # as the kiosk's systemd unit sets it
     )
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "WATCHDOG_USEC", "NOTIFY_SOCKET"):
         env.pop(name, None)
