@@ -17,8 +17,8 @@ class RatingScreen(KioskScreen):
         fill_flags(self.ids.flags, self)
 
     def spoken_text(self) -> str:
-        words = [self.kiosk.tr(f"rating.{int(rating)}") for rating in Rating]
-        return f"{self.question} " + ", ".join(words) + "."
+        words = [self.kiosk.tr(f"rating.{int(rating)}") for rating in Rating]  # as on screen, from the left
+        return f"{self.question} {self.kiosk.tr('common.left_to_right')} " + ", ".join(words) + "."
 
 
 load_kv(__file__)

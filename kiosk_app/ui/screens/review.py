@@ -10,6 +10,8 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
 from kiosk_app.ui.screens.base import KioskScreen, load_kv
 
+BUTTONS = ("review.delete", "review.redo", "review.add", "review.send")  # review.kv's order, from the left
+
 
 class ReviewScreen(KioskScreen):
     comment_text = StringProperty("")
@@ -30,11 +32,11 @@ class ReviewScreen(KioskScreen):
 
     def spoken_text(self) -> str:
         tr = self.kiosk.tr
-        if self.nothing_heard:
-            choices = ", ".join(tr(key) for key in ("review.send", "review.redo", "review.delete"))
-            return f"{tr('review.title')} {tr('review.nothing_heard')} {choices}."
-        choices = ", ".join(tr(key) for key in ("review.send", "review.add", "review.redo", "review.delete"))
-        return f"{tr('review.title')} {self.comment_text} {choices}."
+        # the buttons in the order they are on screen, from the left ("add" is hidden when nothing was heard)
+        shown = ("review.delete", "review.redo", "review.send") if self.nothing_heard else BUTTONS
+        choices = f"{tr('common.left_to_right')} " + ", ".join(tr(key) for key in shown)
+        said = tr("review.nothing_heard") if self.nothing_heard else self.comment_text
+        return f"{tr('review.title')} {said} {choices}."
 
 
 load_kv(__file__)

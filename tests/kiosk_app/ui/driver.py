@@ -181,6 +181,7 @@ def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[st
         yield until(lambda: settled(app, app.manager.current), "the screen")
         yield pause(0.15)
         shots[name] = geometry(app)
+        shots[name]["spoken"] = app.current_screen.spoken_text()
         if spec.get("screenshots"):
             screenshot(Path(spec["screenshots"]) / f"{width}x{height}-{name}.png")
 
@@ -205,9 +206,10 @@ def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[st
     yield from capture("listening")
     flow.voice_final(Comment(text=LONG_COMMENT, language="fr", asr_model="test", confidence=0.9))
     yield from capture("review")
-    app.screen(State.REVIEW).seconds_left = 9  # the countdown before the review times out
+    clock.advance(app.settings.kiosk.review_timeout_s - 9)  # the countdown before the review times out
+    yield until(lambda: app.screen(State.REVIEW).seconds_left == 9, "the review's countdown")
     yield from capture("review_countdown")
-    app.screen(State.REVIEW).seconds_left = 0
+    flow.still_here()
     step()
     flow.redo()
     flow.voice_nothing_heard()

@@ -174,7 +174,8 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
         return [w["text"] for w in shot[name]["widgets"] if "text" in w]
 
     assert "Satisfait de votre démarche dans votre France services aujourd'hui ?" in texts("rating")
-    assert {"Très mécontent", "Mécontent", "Satisfait", "Très satisfait"} <= set(texts("rating"))
+    # labels that answer the question without a gender (issue 19: "Satisfait" would need "·e")
+    assert {"Pas du tout", "Pas vraiment", "Oui, plutôt", "Oui, tout à fait"} <= set(texts("rating"))
     assert sum(w["class"] == "Smiley" for w in shot["rating"]["widgets"]) == len(Rating)
     assert sum(w["class"] == "Flag" for w in shot["rating"]["widgets"]) == 3
     assert {"Oui", "En partie", "Non", "Passer"} <= set(texts("follow_up_1"))
@@ -183,6 +184,10 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
     assert any(text.startswith("« Très bon accueil") for text in texts("review"))
     assert {"Envoyer", "Ajouter", "Recommencer", "Supprimer"} <= set(texts("review"))
     assert "Ajouter" not in texts("review_nothing_heard")  # nothing to add to
+    # read aloud: the buttons in their order on screen, said to be so
+    assert shot["review"]["spoken"].endswith("De gauche à droite : Supprimer, Recommencer, Ajouter, Envoyer.")
+    assert shot["review_nothing_heard"]["spoken"].endswith("De gauche à droite : Supprimer, Recommencer, Envoyer.")
+    assert "De gauche à droite : Pas du tout, Pas vraiment, Oui, plutôt, Oui, tout à fait." in shot["rating"]["spoken"]
     assert "Les noms, numéros et grossièretés sont retirés." in texts("review")
     [warning] = [t for t in texts("review_countdown") if t.startswith("Vous êtes toujours là ?")]
     assert "dans 9 s, votre note sera envoyée sans le commentaire" in warning
@@ -251,7 +256,8 @@ def test_read_aloud_says_the_screen_in_its_language(behaviour: dict[str, Any]) -
     text, language = behaviour["said"][0]
     assert language == "en"
     assert text.startswith("Satisfied with what you came to do at France services today?")
-    assert "Very satisfied" in text
+    # the choices in the order they are on screen, said to be so
+    assert text.endswith("From left to right: Very dissatisfied, Dissatisfied, Satisfied, Very satisfied.")
 
 
 def test_the_technician_screen_needs_the_pin(behaviour: dict[str, Any]) -> None:
