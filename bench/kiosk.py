@@ -367,20 +367,13 @@ def taps_child(config: Path, cycles: int, node: Path | None = None) -> None:
 
 def monologue_wav(directory: Path) -> tuple[Path, float]:
     """The first monologue of the speech benchmark's verify half, as a 16-bit WAV file, and its length."""
-    import wave
+    from bench.speech_blind import to_pcm16, write_wav
+    from bench.speech_sets import fixtures, manifest, monologues, split
 
-    import numpy as np
-
-    from bench.speech_sets import build
-
-    item = next(i for i in build("verify") if i.set == "monologues")
-    directory.mkdir(parents=True, exist_ok=True)
+    clips_dir = fixtures("fr_speech")
+    item = monologues("verify", split(manifest(clips_dir))["verify"], clips_dir)[0]  # not the noisy sets too
     path = directory / f"{item.name}.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes((np.clip(item.audio, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    write_wav(path, to_pcm16(item.audio))
     return path, item.duration_s
 
 

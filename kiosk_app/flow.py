@@ -236,9 +236,8 @@ class Flow:
             return False
         earlier, self.session.earlier = self.session.earlier, None
         if earlier is not None:  # adding: what was said before is never lost
-            self.session.comment = joined_comment(earlier, comment) if comment is not None else earlier
-            self._enter(State.REVIEW)
-        elif comment is None:
+            comment = joined_comment(earlier, comment) if comment is not None else earlier
+        if comment is None:
             self._finish()
         else:
             self.session.comment = comment

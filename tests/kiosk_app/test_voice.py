@@ -19,6 +19,7 @@ from tests.kiosk_app import listening_flow
 
 
 def listen(flow: Flow, make_session: Callable[[Callable[[VoiceEvent], None]], VoiceSession]) -> list[str]:
+    """One listening step wired to `flow` as the kiosk wires it, run to its end; the live texts shown."""
     partials: list[str] = []
 
     def on_partial(text: str) -> None:
@@ -32,6 +33,7 @@ def listen(flow: Flow, make_session: Callable[[Callable[[VoiceEvent], None]], Vo
         post=lambda call: call(),
         on_partial=on_partial,
         on_final=flow.voice_final,
+        on_nothing_heard=flow.voice_nothing_heard,
     )
     listener.start()
     listener.join(timeout=120)
@@ -100,16 +102,7 @@ def test_a_failing_session_ends_without_a_comment() -> None:
     def broken(on_event: Callable[[VoiceEvent], None]) -> VoiceSession:
         raise RuntimeError("microphone exploded")
 
-    listener = VoiceListener(
-        broken,
-        asr_model="m",
-        language="fr",
-        post=lambda call: call(),
-        on_partial=flow.voice_partial,
-        on_final=flow.voice_final,
-    )
-    listener.start()
-    listener.join(timeout=10)
+    listen(flow, broken)
     assert flow.state == State.THANKS
     assert records[0].comment is None
 
@@ -121,17 +114,7 @@ def test_a_session_that_heard_nothing_goes_to_the_nothing_heard_review() -> None
         source = SyntheticSource(np.zeros(16000, dtype=np.float32))
         return VoiceSession(source, lambda audio: None, VoiceOptions(), on_event=on_event, vad=_Silence())  # type: ignore[arg-type,return-value]
 
-    listener = VoiceListener(
-        silent,
-        asr_model="m",
-        language="fr",
-        post=lambda call: call(),
-        on_partial=flow.voice_partial,
-        on_final=flow.voice_final,
-        on_nothing_heard=flow.voice_nothing_heard,
-    )
-    listener.start()
-    listener.join(timeout=30)
+    listen(flow, silent)
     assert flow.state == State.REVIEW and flow.session.nothing_heard and records == []
 
 

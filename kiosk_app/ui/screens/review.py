@@ -33,7 +33,7 @@ class ReviewScreen(KioskScreen):
     def spoken_text(self) -> str:
         tr = self.kiosk.tr
         # the buttons in the order they are on screen, from the left ("add" is hidden when nothing was heard)
-        shown = ("review.delete", "review.redo", "review.send") if self.nothing_heard else BUTTONS
+        shown = [key for key in BUTTONS if not (self.nothing_heard and key == "review.add")]
         choices = f"{tr('common.left_to_right')} " + ", ".join(tr(key) for key in shown)
         said = tr("review.nothing_heard") if self.nothing_heard else self.comment_text
         return f"{tr('review.title')} {said} {choices}."
