@@ -172,7 +172,7 @@ def plain_window(maxfps: int) -> None:
     from kivy.core.window import Window
     from kivy.uix.button import Button
 
-    from sync_agent.systemd import notify
+    from borne_common.systemd import notify
 
     def first_frame(*_args: Any) -> None:
         Window.unbind(on_flip=first_frame)
@@ -444,9 +444,9 @@ def write_config(directory: Path, bundle: Path | None, *, voice: bool, input_dev
     devices = json.dumps([str(input_device)] if input_device else [])
     config = directory / "borne.toml"
     config.write_text(
-        f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\n'
+        f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\nkiosk_state_path = "{directory / "kiosk-state.json"}"\n'
         f'[outbox]\npath = "{directory / "outbox.db"}"\n'
-        f'[kiosk]\nkiosk_state_path = "{directory / "kiosk-state.json"}"\ntechnician_pin = ""\n'
+        f'[kiosk]\ntechnician_pin = ""\n'
         f"input_devices = {devices}\n"
         f"thanks_timeout_s = 1\nvoice_enabled = {'true' if voice else 'false'}\n"
         f'[voice]\nmodels_dir = "{models_dir}"\nmodel_name = "{model_name}"\n',

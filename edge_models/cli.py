@@ -42,7 +42,7 @@ def voice_options(config_path: Path | None, **overrides: object) -> VoiceOptions
     """
     from pydantic import Field
 
-    from sync_agent.settings import BorneSettings, SettingsError
+    from borne_common.settings import BorneSettings, SettingsError
 
     class VoiceSettings(BorneSettings):
         voice: VoiceOptions = Field(default_factory=VoiceOptions)

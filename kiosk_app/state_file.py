@@ -1,7 +1,7 @@
 """The kiosk's microphone and model state, written for the sync agent to report in its `Status`.
 
 The kiosk has no network; the sync agent reads this small JSON file
-(`sync_agent.agent._read_kiosk_state`, path `[sync] kiosk_state_path`) and puts both states, and the
+(`sync_agent.agent._read_kiosk_state`, path `[device] kiosk_state_path`) and puts both states, and the
 count of wrong technician PINs in a row, in the retained Status message. The file is replaced
 atomically, so the agent never reads half of it. A full disk or an unwritable directory costs a
 warning, never the kiosk.
@@ -92,7 +92,7 @@ def _try_write(path: Path, *, microphone: ComponentState, model: ComponentState,
     except OSError as error:
         logger.warning(
             "cannot write the kiosk state file %s (%s); the sync agent will report the microphone and "
-            "model as unknown until it can be written: check free space and [sync] kiosk_state_path",
+            "model as unknown until it can be written: check free space and [device] kiosk_state_path",
             path,
             error.strerror or error,
         )

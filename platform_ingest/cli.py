@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
+from borne_common.cli import config_option, load_settings
 from platform_ingest.settings import IngestSettings
 from platform_ingest.sites import SitesFileError, read_sites
 from platform_ingest.store import GROUPS, Indicator, Store, StoreError, iso_month, open_store
-from sync_agent.cli import config_option, load_settings
 
 logger = logging.getLogger(__name__)
 

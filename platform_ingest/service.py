@@ -36,11 +36,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from borne_common.systemd import notify, wait_alive
 from platform_ingest.consumer import handle
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import DeadLetter, Store, StoreError
 from platform_ingest.throttle import Throttle
-from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from borne_common.ids import IDENTIFIER_PATTERN
+from borne_common.settings import BorneSettings, Section
 from platform_ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
-from sync_agent.contract import IDENTIFIER_PATTERN, MAX_BATCH_BYTES
-from sync_agent.settings import BorneSettings, Section
+from sync_agent.contract import MAX_BATCH_BYTES
 
 DEFAULT_DB = "sqlite:////var/lib/borne-ingest/ingest.db"
 

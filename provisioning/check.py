@@ -26,11 +26,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from borne_common.settings import DEFAULT_CONFIG_PATH, SettingsError
 from kiosk_app.settings import KioskSettings
 from provisioning.identity import IdentityError, common_name, read_pem, verify_identity
 from provisioning.layout import free_space_path
 from sync_agent.contract import ComponentState, DeviceConfig, Status, topic
-from sync_agent.settings import DEFAULT_CONFIG_PATH, SettingsError, SyncSettings
+from sync_agent.settings import SyncSettings
 
 MODELS_FIX = "install the model bundle: borne provision models install --from /media/usb/whisper-base"
 UNITS = ("borne-kiosk.service", "borne-sync.service")

@@ -34,10 +34,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
+from borne_common.systemd import notify, wait_alive
 from sync_agent.contract import Ack, Batch, ComponentState, DeviceConfig, Status, topic
 from sync_agent.outbox import Outbox
 from sync_agent.settings import SyncSettings
-from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class SyncAgent:
     def _status(self, state: str) -> Status:
         now = datetime.now(UTC)
         stats = self.outbox.stats(now=now)
-        kiosk = _read_kiosk_state(self.settings.sync.kiosk_state_path)
+        kiosk = _read_kiosk_state(self.settings.device.kiosk_state_path)
         return Status(
             site_id=self.settings.device.site_id,
             device_id=self.settings.device.device_id,

@@ -23,6 +23,7 @@ from kivy.core.window import Window
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from borne_common import systemd
 from edge_models.pipeline import MicStatus, Quiet
 from edge_models.segmenter import EndReason
 from kiosk_app.flow import Clock as FlowClock
@@ -51,7 +52,6 @@ from kiosk_app.ui.screens import (
     VoiceOfferScreen,
 )
 from kiosk_app.voice import VoiceListener
-from sync_agent import systemd
 from sync_agent.contract import Comment, ComponentState, Record, RecordDraft
 from sync_agent.outbox import Outbox
 
@@ -218,7 +218,7 @@ class KioskApp(App):  # type: ignore[misc]
 
     def _write_state(self) -> None:
         write_kiosk_state(
-            self.settings.kiosk.kiosk_state_path,
+            self.settings.device.kiosk_state_path,
             microphone=self.runtime.microphone,
             model=self.runtime.model,
             pin_failures=self.pin_gate.failures,

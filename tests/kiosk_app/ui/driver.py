@@ -324,7 +324,7 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
         tap(find_button(app, app.tr("voice_offer.decline")))
     yield wait_for(State.THANKS)
     observed["session_screens"] = list(visited)
-    observed["state_file"] = json.loads(kiosk.kiosk_state_path.read_text(encoding="utf-8"))
+    observed["state_file"] = json.loads(app.settings.device.kiosk_state_path.read_text(encoding="utf-8"))
 
     # Technician: the hidden gesture, then the PIN.
     clock.advance(kiosk.thanks_timeout_s + 1)
@@ -340,7 +340,8 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
             tap(find_button(app, digit))
         tap(find_button(app, app.tr("tech.ok")))
         observed["after_wrong_pin"] = {"screen": app.manager.current, "message": app.current_screen.message}
-        observed["pin_failures_reported"] = json.loads(kiosk.kiosk_state_path.read_text())["technician_pin_failures"]
+        state = json.loads(app.settings.device.kiosk_state_path.read_text())
+        observed["pin_failures_reported"] = state["technician_pin_failures"]
         for digit in kiosk.technician_pin:
             tap(find_button(app, digit))
         tap(find_button(app, app.tr("tech.ok")))
