@@ -33,6 +33,10 @@ class IngestSection(Section):
     )
     username: str | None = Field(default=None, description="MQTT user name, for brokers that use passwords.")
     password: SecretStr | None = Field(default=None, description="MQTT password (never logged).")
+
+    def mqtt_password(self) -> str | None:
+        return self.password.get_secret_value() if self.password is not None else None
+
     client_id: str = Field(
         default="ingest",
         pattern=IDENTIFIER_PATTERN,

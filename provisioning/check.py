@@ -457,9 +457,9 @@ def check_broker(ctx: CheckContext) -> CheckResult:
     topics (provisioning/broker.py's dynamic-security rights), and the same Status delivered back as the
     retained message (a retained configuration is read and validated when the platform has published one).
     """
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.reasoncodes import ReasonCode
+
+    from borne_common.mqtt import BrokerConfigError, connect_client
 
     sync, _ = _settings_or_skip(ctx)
     section, device = sync.sync, sync.device
@@ -474,27 +474,10 @@ def check_broker(ctx: CheckContext) -> CheckResult:
         "(`borne provision fleet broker-config`), then restart the broker"
     )
     probe = _Probe()
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        # The broker forces every client id to its certificate name: this takes a running agent's connection
-        # for the check's second (it reconnects and resends what was not acknowledged).
-        client_id=device.device_id,
-        protocol=mqtt.MQTTv5,
-        reconnect_on_failure=False,
-    )
     if section.tls:
         missing = [str(p) for p in (section.tls_ca, section.tls_cert, section.tls_key) if p and not p.is_file()]
         if missing:
             return failed("broker", f"not tried: {', '.join(missing)} missing", identity_fix)
-        client.tls_set(
-            ca_certs=str(section.tls_ca),
-            certfile=str(section.tls_cert) if section.tls_cert else None,
-            keyfile=str(section.tls_key) if section.tls_key else None,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-    if section.username:
-        password = section.password_file.read_text().strip() if section.password_file else None
-        client.username_pw_set(section.username, password)
 
     def on_connect(_c: object, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
         probe.connack_reason, probe.connack_failed = str(reason), reason.is_failure
@@ -516,13 +499,19 @@ def check_broker(ctx: CheckContext) -> CheckResult:
     def on_message(_c: object, _u: object, message: Any) -> None:
         probe.messages.put((str(message.topic), bytes(message.payload)))
 
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    client.on_publish = on_publish
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
+    def callbacks(client: Any) -> None:
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_publish = on_publish
+        client.on_subscribe = on_subscribe
+        client.on_message = on_message
+
     try:
-        client.connect(section.broker_host, section.broker_port, keepalive=30, clean_start=True)
+        # The broker forces every client id to its certificate name: this takes a running agent's connection
+        # for the check's second (it reconnects and resends what was not acknowledged).
+        client = connect_client(section, device.device_id, clean_start=True, keepalive_s=30, prepare=callbacks)
+    except BrokerConfigError as error:
+        return failed("broker", f"not tried: {error}", identity_fix)
     except ssl.SSLCertVerificationError as error:
         return failed(
             "broker",

@@ -37,6 +37,11 @@ class SyncSection(Section):
     password_file: Path | None = Field(
         default=None, description="File holding the MQTT password (kept out of borne.toml)."
     )
+
+    def mqtt_password(self) -> str | None:
+        """The password in `password_file` (None: none)."""
+        return self.password_file.read_text().strip() if self.password_file else None
+
     keepalive_s: int = Field(default=60, ge=5, le=3600, description="MQTT keep-alive interval.")
     session_expiry_s: int = Field(
         default=7 * 86400, ge=0, description="How long the broker keeps our session (queued acks) while offline."
