@@ -78,9 +78,9 @@ def test_while_muted_the_metered_source_drops_blocks_as_if_no_time_passed() -> N
 def test_the_kiosks_own_voice_never_becomes_the_comment(transcriber: Any, vad: Any, voice_options: Any) -> None:
     """Half duplex: a prompt read aloud into the open microphone, then the citizen's words; muted during the
     prompt (and its echo), only the citizen's words are transcribed, and without muting the prompt's are too."""
-    from bench.wer import normalize
     from edge_models.audio import read_wav
     from edge_models.pipeline import VoiceSession
+    from edge_models.wer import normalize
     from tests.conftest import speech_clips
 
     clips = {clip["file"]: clip for clip in speech_clips()}
