@@ -33,15 +33,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bench.results_file import machine, out_option
+
+if TYPE_CHECKING:
+    from kiosk_app.ui.touch import QueuedTouches
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = Path("/var/lib/borne/models/whisper-base")
@@ -197,52 +199,6 @@ class TapSample:
     dispatch_ms: float  # the touch's dispatch by the event loop → that frame (rendering and the app's work)
 
 
-class QueuedTouches:
-    """A Kivy input provider fed from another thread: a touch waits for the event loop's next turn."""
-
-    def __init__(self) -> None:
-        from kivy.input.provider import MotionEventProvider
-
-        class Provider(MotionEventProvider):  # type: ignore[misc]
-            def __init__(inner, owner: QueuedTouches) -> None:
-                super().__init__("bench-touch", None)
-                inner.owner = owner
-
-            def update(inner, dispatch_fn: Callable[..., Any]) -> None:
-                while inner.owner.queue:
-                    x, y = inner.owner.queue.popleft()
-                    inner.owner.dispatched_at = time.perf_counter()
-                    touch = _touch(x, y)
-                    dispatch_fn("begin", touch)
-                    dispatch_fn("end", touch)
-
-        self.queue: deque[tuple[float, float]] = deque()
-        self.dispatched_at = 0.0
-        self.provider = Provider(self)
-
-    def install(self) -> None:
-        from kivy.base import EventLoop
-
-        EventLoop.add_input_provider(self.provider)
-        self.provider.start()
-
-
-_touch_ids = iter(range(1, 1 << 30))
-
-
-def _touch(x: float, y: float) -> Any:
-    from kivy.core.window import Window
-    from kivy.input.motionevent import MotionEvent
-
-    class Touch(MotionEvent):  # type: ignore[misc]
-        def depack(self, args: Any) -> None:
-            self.sx, self.sy = args
-            self.profile = ["pos"]
-            super().depack(args)
-
-    return Touch("bench-touch", next(_touch_ids), (x / Window.width, y / Window.height), is_touch=True)
-
-
 class TapProbe:
     """Delivers one touch at a random moment and times it to the first frame showing the next screen. With
     `node` (the write end of the FIFO the kiosk watches as an input device), each touch also writes one
@@ -298,6 +254,7 @@ def tap_script(app: Any, cycles: int, samples: list[TapSample], node: Path | Non
 
     from kiosk_app.flow import State
     from kiosk_app.ui.script import pause, until
+    from kiosk_app.ui.touch import QueuedTouches
 
     touches = QueuedTouches()
     touches.install()
@@ -338,9 +295,9 @@ def taps_child(config: Path, cycles: int, node: Path | None = None) -> None:
     """Run the kiosk in this process, drive it, print the samples as JSON on the last line."""
     from edge_models.samples import FRENCH_SAMPLE
     from kiosk_app.flow import Identity
+    from kiosk_app.runtime import AudioInput
     from kiosk_app.settings import KioskSettings
     from kiosk_app.ui.launch import run_kiosk
-    from kiosk_app.ui.runtime import AudioInput
     from sync_agent.outbox import Outbox
 
     settings = KioskSettings.load(config)

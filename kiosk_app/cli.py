@@ -109,9 +109,9 @@ def kiosk(
     offscreen: bool,
 ) -> None:
     """The touch screen: rating, follow-ups, spoken comment, review; records go to the outbox."""
+    from kiosk_app.runtime import AudioInput
     from kiosk_app.ui.env import has_display
     from kiosk_app.ui.launch import DemoResult, run_kiosk
-    from kiosk_app.ui.runtime import AudioInput
 
     for flag, given in (("--demo-wav", demo_wav), ("--screenshots", screenshots), ("--offscreen", offscreen)):
         if given and not demo:

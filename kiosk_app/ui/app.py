@@ -30,6 +30,7 @@ from kiosk_app.flow import Clock as FlowClock
 from kiosk_app.flow import Flow, Identity, State, SystemClock
 from kiosk_app.read_aloud import ReadAloud
 from kiosk_app.record_keeper import RETRY_S, RecordKeeper
+from kiosk_app.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
 from kiosk_app.settings import KioskSettings
 from kiosk_app.state_file import write_kiosk_state
 from kiosk_app.technician import PIN_LOCK_FILE, PinCheck, PinGate, TechnicianReport, gather_report
@@ -38,7 +39,6 @@ from kiosk_app.ui.env import ACTIVE_FPS, IDLE_FPS, set_frame_rate
 from kiosk_app.ui.i18n import Translator
 from kiosk_app.ui.input_wake import InputWake
 from kiosk_app.ui.metrics import Metrics
-from kiosk_app.ui.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
 from kiosk_app.ui.screens import (
     AttractScreen,
     FollowUpScreen,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import threading
-from typing import Any
 
 from provisioning.checks.runner import CheckContext, CheckResult, failed, passed, settings_or_skip
 
@@ -53,27 +51,16 @@ def check_model(ctx: CheckContext) -> CheckResult:
     return passed("model", f"{heard} (word error rate {rate:.2f})")
 
 
-def level_dbfs(samples: Any) -> tuple[float, float]:
-    """(RMS, peak) of float samples in dB relative to full scale; -inf for digital silence."""
-    import numpy as np
-
-    if len(samples) == 0:
-        return -math.inf, -math.inf
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    peak = float(np.max(np.abs(samples)))
-    return (20 * math.log10(rms) if rms > 0 else -math.inf), (20 * math.log10(peak) if peak > 0 else -math.inf)
-
-
 def check_microphone(ctx: CheckContext) -> CheckResult:
     """Open the input device the kiosk uses and measure the level of a short read (kept in RAM, then zeroed)."""
-    from edge_models.audio import SounddeviceSource, SourceState
+    from edge_models.audio import SounddeviceSource, SourceState, input_device, level_dbfs
     from edge_models.options import SAMPLE_RATE
 
     _, kiosk = settings_or_skip(ctx)
     configured = ctx.microphone_device
     if configured is None:
         configured = str(getattr(kiosk.kiosk, "microphone_device", "") or "") or None
-    device: int | str | None = int(configured) if configured is not None and configured.isdigit() else configured
+    device = input_device(configured)
     shown = repr(configured) if configured else "the default input"
     problems: list[str] = []
 
