@@ -33,15 +33,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bench.results_file import machine, out_option
+
+if TYPE_CHECKING:
+    from kiosk_app.ui.touch import QueuedTouches
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = Path("/var/lib/borne/models/whisper-base")
@@ -172,7 +174,7 @@ def plain_window(maxfps: int) -> None:
     from kivy.core.window import Window
     from kivy.uix.button import Button
 
-    from sync_agent.systemd import notify
+    from borne_common.systemd import notify
 
     def first_frame(*_args: Any) -> None:
         Window.unbind(on_flip=first_frame)
@@ -195,52 +197,6 @@ class TapSample:
     screen_to: str
     latency_ms: float  # the touch's arrival (queued between two loop turns) → first frame of the next screen
     dispatch_ms: float  # the touch's dispatch by the event loop → that frame (rendering and the app's work)
-
-
-class QueuedTouches:
-    """A Kivy input provider fed from another thread: a touch waits for the event loop's next turn."""
-
-    def __init__(self) -> None:
-        from kivy.input.provider import MotionEventProvider
-
-        class Provider(MotionEventProvider):  # type: ignore[misc]
-            def __init__(inner, owner: QueuedTouches) -> None:
-                super().__init__("bench-touch", None)
-                inner.owner = owner
-
-            def update(inner, dispatch_fn: Callable[..., Any]) -> None:
-                while inner.owner.queue:
-                    x, y = inner.owner.queue.popleft()
-                    inner.owner.dispatched_at = time.perf_counter()
-                    touch = _touch(x, y)
-                    dispatch_fn("begin", touch)
-                    dispatch_fn("end", touch)
-
-        self.queue: deque[tuple[float, float]] = deque()
-        self.dispatched_at = 0.0
-        self.provider = Provider(self)
-
-    def install(self) -> None:
-        from kivy.base import EventLoop
-
-        EventLoop.add_input_provider(self.provider)
-        self.provider.start()
-
-
-_touch_ids = iter(range(1, 1 << 30))
-
-
-def _touch(x: float, y: float) -> Any:
-    from kivy.core.window import Window
-    from kivy.input.motionevent import MotionEvent
-
-    class Touch(MotionEvent):  # type: ignore[misc]
-        def depack(self, args: Any) -> None:
-            self.sx, self.sy = args
-            self.profile = ["pos"]
-            super().depack(args)
-
-    return Touch("bench-touch", next(_touch_ids), (x / Window.width, y / Window.height), is_touch=True)
 
 
 class TapProbe:
@@ -298,6 +254,7 @@ def tap_script(app: Any, cycles: int, samples: list[TapSample], node: Path | Non
 
     from kiosk_app.flow import State
     from kiosk_app.ui.script import pause, until
+    from kiosk_app.ui.touch import QueuedTouches
 
     touches = QueuedTouches()
     touches.install()
@@ -338,9 +295,9 @@ def taps_child(config: Path, cycles: int, node: Path | None = None) -> None:
     """Run the kiosk in this process, drive it, print the samples as JSON on the last line."""
     from edge_models.samples import FRENCH_SAMPLE
     from kiosk_app.flow import Identity
+    from kiosk_app.runtime import AudioInput
     from kiosk_app.settings import KioskSettings
     from kiosk_app.ui.launch import run_kiosk
-    from kiosk_app.ui.runtime import AudioInput
     from sync_agent.outbox import Outbox
 
     settings = KioskSettings.load(config)
@@ -444,9 +401,9 @@ def write_config(directory: Path, bundle: Path | None, *, voice: bool, input_dev
     devices = json.dumps([str(input_device)] if input_device else [])
     config = directory / "borne.toml"
     config.write_text(
-        f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\n'
+        f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\nkiosk_state_path = "{directory / "kiosk-state.json"}"\n'
         f'[outbox]\npath = "{directory / "outbox.db"}"\n'
-        f'[kiosk]\nkiosk_state_path = "{directory / "kiosk-state.json"}"\ntechnician_pin = ""\n'
+        f'[kiosk]\ntechnician_pin = ""\n'
         f"input_devices = {devices}\n"
         f"thanks_timeout_s = 1\nvoice_enabled = {'true' if voice else 'false'}\n"
         f'[voice]\nmodels_dir = "{models_dir}"\nmodel_name = "{model_name}"\n',

@@ -92,8 +92,8 @@ def summarise(bundle: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
 @out_option("model_load")
 def model_load(runs: int, threads: int, out: Path) -> None:
     """Peak memory and time to load the Whisper bundle stored as int8, beside the bundle as shipped."""
-    from bench.wer import normalize
     from edge_models.bundles import DEFAULT_PACKAGES, install_from_packages
+    from edge_models.wer import normalize
 
     summary: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="borne-bench-load-") as tmp:

@@ -57,7 +57,7 @@ from bench.speech_mix import (
     scale_to_snr,
     tone,
 )
-from bench.wer import normalize
+from edge_models.wer import normalize
 
 logger = logging.getLogger(__name__)
 

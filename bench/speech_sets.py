@@ -225,7 +225,7 @@ def build(half: Half, clips_dir: Path | None = None, babble_dir: Path | None = N
 
 def summary(items: Iterable[Item]) -> dict[str, dict[str, float]]:
     """Items, seconds and reference words per set."""
-    from bench.wer import normalize
+    from edge_models.wer import normalize
 
     out: dict[str, dict[str, float]] = {}
     for item in items:

@@ -96,10 +96,11 @@ class _Setup:
         shutil.copy(self.template, outbox)
         sync_config = directory / "sync.toml"
         sync_config.write_text(
-            f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\n[outbox]\npath = "{outbox}"\n'
+            f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\nkiosk_state_path = "{directory}/k.json"\n'
+            f'[outbox]\npath = "{outbox}"\n'
             f'[sync]\nbroker_host = "{self.broker.host}"\nbroker_port = {self.broker.port}\n'
             f'tls_ca = "{self.pki.ca_file}"\ntls_cert = "{self.device_cert}"\ntls_key = "{self.device_key}"\n'
-            f'device_config_path = "{directory}/device-config.json"\nkiosk_state_path = "{directory}/k.json"\n'
+            f'device_config_path = "{directory}/device-config.json"\n'
         )
         ingest_config = directory / "ingest.toml"
         ingest_cert, ingest_key = self.pki.client(f"ingest-{name}")  # the broker binds client ids to certificates

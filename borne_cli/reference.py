@@ -15,11 +15,12 @@ import click
 from pydantic import BaseModel
 
 from borne_cli.main import cli
+from borne_common.settings import DeviceSection
 from edge_models.options import VoiceOptions
 from kiosk_app.settings import KioskSection
 from platform_ingest.settings import IngestSection
 from sync_agent.contract import FollowUp
-from sync_agent.settings import DeviceSection, OutboxSection, SyncSection
+from sync_agent.settings import OutboxSection, SyncSection
 
 # TOML section -> (model, the processes that read it).
 SETTINGS_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {

@@ -426,6 +426,29 @@ def make_source(
     raise ValueError(f"unknown audio source {kind!r} (mic, wav, synthetic)")
 
 
+def input_device(setting: str | None) -> int | str | None:
+    """An input device as settings and options name it: an index ('3'), a PortAudio name, or none (default)."""
+    if not setting:
+        return None
+    return int(setting) if setting.isdigit() else setting
+
+
+def rms_dbfs(samples: FloatArray) -> float:
+    """RMS level of float samples in dB relative to full scale; -inf for digital silence or no samples."""
+    if len(samples) == 0:
+        return -math.inf
+    rms = math.sqrt(float((samples.astype("float64") ** 2).sum()) / len(samples))
+    return 20 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def level_dbfs(samples: FloatArray) -> tuple[float, float]:
+    """(RMS, peak) of float samples in dB relative to full scale; -inf for digital silence."""
+    if len(samples) == 0:
+        return -math.inf, -math.inf
+    peak = float(abs(samples).max())
+    return rms_dbfs(samples), (20 * math.log10(peak) if peak > 0 else -math.inf)
+
+
 __all__ = [
     "ArraySource",
     "AudioSource",
@@ -436,9 +459,12 @@ __all__ = [
     "SyntheticSource",
     "WavFileSource",
     "choose_capture_rate",
+    "input_device",
+    "level_dbfs",
     "lowpass_taps",
     "make_source",
     "read_wav",
+    "rms_dbfs",
     "synth",
     "to_mono",
 ]

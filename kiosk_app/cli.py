@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
+from borne_common.cli import config_option, load_settings
 from kiosk_app.flow import Identity
 from kiosk_app.settings import KioskSettings
 from kiosk_app.simulate import simulate as run_simulation
-from sync_agent.cli import config_option, load_settings, open_outbox
+from sync_agent.cli import open_outbox
 from sync_agent.outbox import OutboxError
 
 
@@ -108,9 +109,9 @@ def kiosk(
     offscreen: bool,
 ) -> None:
     """The touch screen: rating, follow-ups, spoken comment, review; records go to the outbox."""
+    from kiosk_app.runtime import AudioInput
     from kiosk_app.ui.env import has_display
     from kiosk_app.ui.launch import DemoResult, run_kiosk
-    from kiosk_app.ui.runtime import AudioInput
 
     for flag, given in (("--demo-wav", demo_wav), ("--screenshots", screenshots), ("--offscreen", offscreen)):
         if given and not demo:
@@ -185,11 +186,7 @@ def _demo_settings(settings: KioskSettings) -> KioskSettings:
             voice = cached
         except BundleError as error:
             click.echo(f"no speech model for the demo ({error}); the kiosk runs without voice", err=True)
-    kiosk_section = settings.kiosk.model_copy(
-        update={
-            "kiosk_state_path": work / "kiosk-state.json",
-            "technician_pin": settings.kiosk.technician_pin or "0000",
-        }
-    )
+    kiosk_section = settings.kiosk.model_copy(update={"technician_pin": settings.kiosk.technician_pin or "0000"})
+    device = settings.device.model_copy(update={"kiosk_state_path": work / "kiosk-state.json"})
     outbox = settings.outbox.model_copy(update={"path": work / "outbox.db"})
-    return settings.model_copy(update={"voice": voice, "kiosk": kiosk_section, "outbox": outbox})
+    return settings.model_copy(update={"voice": voice, "kiosk": kiosk_section, "outbox": outbox, "device": device})

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -50,6 +50,24 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now().astimezone()
+
+
+class ManualClock:
+    """A clock moved forward by hand: simulated visits, tests, scripted screens."""
+
+    def __init__(self, start: datetime, monotonic: float = 0.0) -> None:
+        self.wall = start
+        self.mono = monotonic
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

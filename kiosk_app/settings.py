@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, field_validator
 
+from borne_common.settings import BorneSettings, Section
 from edge_models.options import VoiceOptions
 from kiosk_app.technician import PIN_HASH_PATTERN
 from sync_agent.contract import Choice, FollowUp, LanguageCode, Rating, Texts
-from sync_agent.settings import BorneSettings, OutboxSection, Section
+from sync_agent.settings import OutboxSection
 
 QUESTION = {
     "fr": "Satisfait de votre démarche dans votre France services aujourd'hui ?",
@@ -17,7 +16,6 @@ QUESTION = {
     "es": "¿Satisfecho con su trámite en France services hoy?",
 }
 PI_TOUCHSCREEN_DPI = 133.0  # the official Raspberry Pi 7" touchscreen: 800 x 480 on 154 x 86 mm
-DEFAULT_KIOSK_STATE_PATH = Path("/run/borne/kiosk-state.json")  # same default as [sync] kiosk_state_path
 
 
 def _texts(fr: str, en: str, es: str) -> dict[str, str]:
@@ -109,11 +107,6 @@ class KioskSection(Section):
         max_length=32,
         description="Glob patterns of the input device nodes (evdev) whose activity wakes the attract screen at "
         "once; none readable: the attract screen polls input ten times a second instead.",
-    )
-    kiosk_state_path: Path = Field(
-        default=DEFAULT_KIOSK_STATE_PATH,
-        description="Where the kiosk writes its microphone and model state for the sync agent's Status "
-        "(keep it equal to [sync] kiosk_state_path).",
     )
 
     @field_validator("question")

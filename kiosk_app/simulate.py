@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kiosk_app.flow import Flow, Identity, State
+from kiosk_app.flow import Flow, Identity, ManualClock, State
 from kiosk_app.settings import KioskSection
 from sync_agent.contract import Comment, Rating, RecordDraft
 from sync_agent.outbox import Outbox
@@ -28,24 +28,6 @@ RATING_WEIGHTS = {
     Rating.SATISFIED: 0.35,
     Rating.VERY_SATISFIED: 0.45,
 }
-
-
-class SimulatedClock:
-    """A clock the simulation moves forward by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self._wall = start
-        self._monotonic = 0.0
-
-    def monotonic(self) -> float:
-        return self._monotonic
-
-    def now(self) -> datetime:
-        return self._wall
-
-    def advance(self, seconds: float) -> None:
-        self._monotonic += seconds
-        self._wall += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -74,7 +56,7 @@ def simulate(
 ) -> SimulationSummary:
     """Play sessions until `records` records are stored, spread over the `days` before `end`."""
     rng = random.Random(seed)  # noqa: S311 — simulation, not security
-    clock = SimulatedClock(end - timedelta(days=days))
+    clock = ManualClock(end - timedelta(days=days))
     summary = SimulationSummary()
 
     def store(draft: RecordDraft) -> None:
@@ -94,7 +76,7 @@ def simulate(
     return summary
 
 
-def _play_session(flow: Flow, clock: SimulatedClock, rng: random.Random, pause: float) -> None:
+def _play_session(flow: Flow, clock: ManualClock, rng: random.Random, pause: float) -> None:
     def tap() -> None:
         clock.advance(pause)
 
@@ -139,7 +121,7 @@ def _play_session(flow: Flow, clock: SimulatedClock, rng: random.Random, pause: 
                 return
 
 
-def _walk_away(flow: Flow, clock: SimulatedClock) -> None:
+def _walk_away(flow: Flow, clock: ManualClock) -> None:
     limit = flow.timeout_s(flow.state)
     if limit is not None:
         clock.advance(limit + 1)

@@ -1,10 +1,10 @@
 """The kiosk's microphone and model state, written for the sync agent to report in its `Status`.
 
 The kiosk has no network; the sync agent reads this small JSON file
-(`sync_agent.agent._read_kiosk_state`, path `[sync] kiosk_state_path`) and puts both states, and the
+(`sync_agent.agent._read_kiosk_state`, path `[device] kiosk_state_path`) and puts both states, and the
 count of wrong technician PINs in a row, in the retained Status message. The file is replaced
 atomically, so the agent never reads half of it. A full disk or an unwritable directory costs a
-warning, never the kiosk.
+warning, never the kiosk. The states come from `kiosk_app.runtime` (`state_of_source`, `model_state`).
 """
 
 from __future__ import annotations
@@ -14,47 +14,13 @@ import json
 import logging
 import os
 import tempfile
-import threading
 from pathlib import Path
 
-from edge_models.audio import SourceState
-from edge_models.bundles import BundleError
-from edge_models.pipeline import MicStatus
 from sync_agent.contract import ComponentState
 
 logger = logging.getLogger(__name__)
 
 FILE_MODE = 0o644
-
-_MICROPHONE: dict[SourceState, ComponentState] = {
-    SourceState.STARTING: ComponentState.LOADING,
-    SourceState.READY: ComponentState.OK,
-    SourceState.NO_DEVICE: ComponentState.MISSING,
-    SourceState.DISCONNECTED: ComponentState.FAILED,  # it worked, then stopped delivering audio
-}
-
-
-def microphone_state(
-    status: MicStatus | SourceState | None, previous: ComponentState = ComponentState.UNKNOWN
-) -> ComponentState:
-    """The Status value for the pipeline's microphone state.
-
-    `ENDED` (the session stopped the source, or a file ran out) says nothing about the device, so the
-    previous value stands; no status at all yet is `unknown`.
-    """
-    if status is None:
-        return previous
-    state = status.state if isinstance(status, MicStatus) else status
-    return _MICROPHONE.get(state, previous)
-
-
-def model_state(*, loaded: bool, error: BaseException | None = None) -> ComponentState:
-    """The Status value for the background model load: still loading, loaded, missing or failed."""
-    if error is not None:
-        if isinstance(error, BundleError) and error.problem.startswith("no model bundle"):
-            return ComponentState.MISSING
-        return ComponentState.FAILED
-    return ComponentState.OK if loaded else ComponentState.LOADING
 
 
 def write_kiosk_state(path: Path, *, microphone: ComponentState, model: ComponentState, pin_failures: int = 0) -> None:
@@ -92,7 +58,7 @@ def _try_write(path: Path, *, microphone: ComponentState, model: ComponentState,
     except OSError as error:
         logger.warning(
             "cannot write the kiosk state file %s (%s); the sync agent will report the microphone and "
-            "model as unknown until it can be written: check free space and [sync] kiosk_state_path",
+            "model as unknown until it can be written: check free space and [device] kiosk_state_path",
             path,
             error.strerror or error,
         )
@@ -100,39 +66,6 @@ def _try_write(path: Path, *, microphone: ComponentState, model: ComponentState,
     finally:
         if temp_name is not None:
             _remove_quietly(temp_name)
-
-
-class KioskStateFile:
-    """Keeps the last microphone and model states and rewrites the file only when one changes.
-
-    A write that failed is tried again at the next update. Safe to call from any thread (the voice
-    session reports from its own).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.microphone = ComponentState.UNKNOWN
-        self.model = ComponentState.UNKNOWN
-        self._lock = threading.Lock()
-        self._written: tuple[ComponentState, ComponentState] | None = None
-
-    def update(self, *, microphone: ComponentState | None = None, model: ComponentState | None = None) -> None:
-        with self._lock:
-            if microphone is not None:
-                self.microphone = microphone
-            if model is not None:
-                self.model = model
-            current = (self.microphone, self.model)
-            if current == self._written:
-                return
-            if _try_write(self.path, microphone=self.microphone, model=self.model):
-                self._written = current
-
-    def on_microphone(self, status: MicStatus | SourceState) -> None:
-        self.update(microphone=microphone_state(status, self.microphone))
-
-    def on_model(self, *, loaded: bool, error: BaseException | None = None) -> None:
-        self.update(model=model_state(loaded=loaded, error=error))
 
 
 def _fsync_directory(directory: Path) -> None:

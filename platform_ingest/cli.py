@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
+from borne_common.cli import config_option, load_settings
 from platform_ingest.settings import IngestSettings
 from platform_ingest.sites import SitesFileError, read_sites
 from platform_ingest.store import GROUPS, Indicator, Store, StoreError, iso_month, open_store
-from sync_agent.cli import config_option, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def ingest() -> None:
 @click.option("--group", default=None, help="Shared subscription group; overrides [ingest] share_group.")
 def run(config_path: Path | None, broker: str | None, db: str | None, client_id: str | None, group: str | None) -> None:
     """Consume batches from the broker until SIGTERM: validate, store, acknowledge, dead-letter."""
-    from platform_ingest.service import IngestConfigError, IngestService
+    from borne_common.mqtt import BrokerConfigError
+    from platform_ingest.service import IngestService
 
     host, port = _split_broker(broker)
     settings = _settings(config_path, broker_host=host, broker_port=port, db=db, client_id=client_id, share_group=group)
@@ -75,7 +76,7 @@ def run(config_path: Path | None, broker: str | None, db: str | None, client_id:
 
     try:
         service = IngestService(section, lambda: open_store(section.db), on_ready=on_ready)
-    except IngestConfigError as error:
+    except BrokerConfigError as error:
         raise click.ClickException(str(error)) from None
     stop = threading.Event()
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from borne_common.ids import IDENTIFIER_PATTERN
 from platform_ingest.store import DeadLetter, Store, StoreUnavailable
 from sync_agent.contract import (
-    IDENTIFIER_PATTERN,
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     SCHEMA_VERSION,

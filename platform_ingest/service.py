@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import ssl
 import threading
 import time
@@ -32,15 +31,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+from borne_common.mqtt import connect_client, tls_context
+from borne_common.systemd import notify, wait_alive
 from platform_ingest.consumer import handle
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import DeadLetter, Store, StoreError
 from platform_ingest.throttle import Throttle
-from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +50,6 @@ rate fills the dead letters at most one a second (by default), not a hundred."""
 THROTTLE_REPORT_S = 60.0
 RATE_LIMITED = "rate limited"
 PURGE_EVERY_S = 24 * 3600.0  # dead letters older than [ingest] dead_letter_retention_days go this often
-
-
-class IngestConfigError(Exception):
-    """Settings ingest cannot start with (TLS files missing or unreadable); the message names the key."""
 
 
 class ConnectionLost(Exception):
@@ -85,25 +78,6 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
-
-
-def tls_context(settings: IngestSection) -> ssl.SSLContext:
-    """The TLS context for the broker connection, or IngestConfigError naming the bad key."""
-    try:
-        context = ssl.create_default_context(cafile=str(settings.tls_ca) if settings.tls_ca else None)
-    except (OSError, ssl.SSLError) as error:
-        raise IngestConfigError(f"[ingest] tls_ca = {str(settings.tls_ca)!r}: cannot load it ({error})") from None
-    if settings.tls_cert is not None:
-        try:
-            context.load_cert_chain(
-                str(settings.tls_cert), str(settings.tls_key) if settings.tls_key is not None else None
-            )
-        except (OSError, ssl.SSLError) as error:
-            raise IngestConfigError(
-                f"[ingest] tls_cert = {str(settings.tls_cert)!r}, tls_key = {str(settings.tls_key)!r}: "
-                f"cannot load the client certificate and key ({error})"
-            ) from None
-    return context
 
 
 def describe_connection_error(error: BaseException, settings: IngestSection) -> str:
@@ -197,7 +171,7 @@ class IngestService:
         self._store_factory = store_factory
         self._on_ready = on_ready
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
-        self._tls = tls_context(settings) if settings.tls else None
+        self._tls = tls_context(settings, "ingest") if settings.tls else None  # BrokerConfigError: fatal at start
         _warn_if_client_id_is_not_the_certificate_name(settings)
         self.throttle = Throttle(settings.device_rate_per_s, settings.device_burst)
         self._next_throttle_report = 0.0
@@ -242,20 +216,9 @@ class IngestService:
                 _close_quietly(store)
         logger.info("ingest stopped after %d message(s)", self.handled)
 
-    def _client(self, store: Store, state: _SessionState) -> mqtt.Client:
+    def _handle(self, client: mqtt.Client, store: Store, state: _SessionState) -> None:
+        """Set the session's callbacks on `client` (before it connects)."""
         settings = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-            reconnect_on_failure=False,
-        )
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
-        if settings.username is not None:
-            password = settings.password.get_secret_value() if settings.password is not None else None
-            client.username_pw_set(settings.username, password)
         subscription = shared_filter(settings.share_group)
         status_subscription = shared_filter(settings.share_group, STATUS_FILTER)
 
@@ -339,7 +302,6 @@ class IngestService:
         client.on_publish = on_publish
         client.on_subscribe = on_subscribe
         client.on_message = on_message
-        return client
 
     def _dead_letter_unforeseen(
         self,
@@ -379,17 +341,14 @@ class IngestService:
         settings = self.settings
         state = _SessionState()
         self.subscribed.clear()
-        client = self._client(store, state)
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = settings.session_expiry_s
-        client.connect(
-            settings.broker_host,
-            settings.broker_port,
-            keepalive=settings.keepalive_s,
-            clean_start=False,
-            properties=properties,
+        client = connect_client(
+            settings,
+            settings.client_id,
+            tls=self._tls,
+            manual_ack=True,
+            section_name="ingest",
+            prepare=lambda client: self._handle(client, store, state),
         )
-        _disable_nagle(client)
         try:
             while not stop.is_set() and state.failure is None:
                 notify("WATCHDOG=1")
@@ -419,17 +378,6 @@ class IngestService:
         purged = store.purge_dead_letters(before)
         if purged:
             logger.info("deleted %d dead letter(s) received before %s", purged, f"{before:%Y-%m-%d %H:%M} UTC")
-
-
-def _disable_nagle(client: mqtt.Client) -> None:
-    """Send each packet at once: paho leaves Nagle's algorithm on, which holds a small packet (an Ack, a
-    PUBACK) until the previous one is acknowledged, up to the peer's delayed-ACK timer (40 ms on Linux)."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):  # ssl.SSLSocket included
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            logger.debug("could not set TCP_NODELAY", exc_info=True)
 
 
 def _close_quietly(store: Store) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
+from borne_common.ids import IDENTIFIER_PATTERN
+from borne_common.settings import BorneSettings, Section
 from platform_ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
-from sync_agent.contract import IDENTIFIER_PATTERN, MAX_BATCH_BYTES
-from sync_agent.settings import BorneSettings, Section
+from sync_agent.contract import MAX_BATCH_BYTES
 
 DEFAULT_DB = "sqlite:////var/lib/borne-ingest/ingest.db"
 
@@ -32,6 +33,10 @@ class IngestSection(Section):
     )
     username: str | None = Field(default=None, description="MQTT user name, for brokers that use passwords.")
     password: SecretStr | None = Field(default=None, description="MQTT password (never logged).")
+
+    def mqtt_password(self) -> str | None:
+        return self.password.get_secret_value() if self.password is not None else None
+
     client_id: str = Field(
         default="ingest",
         pattern=IDENTIFIER_PATTERN,

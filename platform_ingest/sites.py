@@ -6,9 +6,9 @@ import csv
 import re
 from pathlib import Path
 
+from borne_common.ids import IDENTIFIER_PATTERN
 from platform_ingest.departments import DEPARTMENTS, normalise_code
 from platform_ingest.store import Site
-from sync_agent.contract import IDENTIFIER_PATTERN
 
 COLUMNS = ("site_id", "name", "department")
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)

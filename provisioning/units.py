@@ -13,16 +13,19 @@ import grp
 import os
 import pwd
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
-import click
-
+from provisioning.commands import run_command
 from provisioning.layout import DeviceLayout
+
+
+class UnitsError(Exception):
+    """install-units refused or a step failed; the message says what, and the fix."""
+
 
 SHIPPED_EXEC = "/usr/local/bin/borne"
 """The `borne` path the shipped units name in ExecStart=; replaced by the installed one."""
@@ -138,7 +141,7 @@ def write_files(root: Path, plan: Plan, executable: PurePosixPath) -> list[Path]
         except OSError as error:
             temporary.unlink(missing_ok=True)
             done = f"; already written: {', '.join(str(p) for p in written)}" if written else ""
-            raise click.ClickException(
+            raise UnitsError(
                 f"cannot write {error.filename or path} ({error.strerror or error}){done}. Fix: free space on "
                 f"{root} or mount it read-write, then run the command again (it rewrites every file)"
             ) from None
@@ -174,30 +177,28 @@ def hand_tls_to_services(layout: DeviceLayout, gid: int, sync_uid: int) -> list[
 Runner = Callable[[Sequence[str]], None]
 
 
-def run_command(argv: Sequence[str]) -> None:
-    """Run a system tool; a failure becomes a ClickException with the tool's own message."""
-    try:
-        subprocess.run(list(argv), check=True, capture_output=True, text=True)  # noqa: S603 — fixed argv
-    except subprocess.CalledProcessError as error:
-        detail = (error.stderr or error.stdout or "").strip() or f"exit status {error.returncode}"
-        raise click.ClickException(f"{' '.join(argv)} failed: {detail}") from None
+def run_checked(argv: Sequence[str]) -> None:
+    """Run a system tool; a failure is a UnitsError with the tool's own message."""
+    status, output = run_command(argv, timeout_s=None)
+    if status != 0:
+        raise UnitsError(f"{' '.join(argv)} failed: {output or f'exit status {status}'}")
 
 
 def check_live_system(euid: int, which: Callable[[str], str | None], systemd_running: bool) -> None:
     """Refuse, with the fix, to touch a system this command cannot manage."""
     if euid != 0:
-        raise click.ClickException(
+        raise UnitsError(
             "install-units writes to /etc and starts services, so it must run as root: "
             "sudo borne provision install-units (or pass --root DIR to only write the files into DIR)"
         )
     missing = [tool for tool in ("systemctl", "systemd-sysusers", "systemd-tmpfiles") if which(tool) is None]
     if missing:
-        raise click.ClickException(
+        raise UnitsError(
             f"{', '.join(missing)} not found: this system is not managed by systemd; "
             "install systemd, or pass --root DIR to write the files for an image"
         )
     if not systemd_running:
-        raise click.ClickException(
+        raise UnitsError(
             "systemd is not running here (no /run/systemd/system): boot with systemd, "
             "or pass --root DIR to write the files for an image"
         )
@@ -226,7 +227,7 @@ def hidden_from_services(executable: Path, *, follow: bool) -> list[str]:
 def refuse_hidden(executable: Path, *, follow: bool) -> None:
     hidden = hidden_from_services(executable, follow=follow)
     if hidden:
-        raise click.ClickException(
+        raise UnitsError(
             f"the units could not start {executable}: {', '.join(hidden)} is under /root, /home or /run/user, "
             "which they cannot see (ProtectHome=yes); install borne in a virtualenv they can reach, e.g. "
             "/opt/borne/venv, and pass --executable /opt/borne/venv/bin/borne"
@@ -244,7 +245,7 @@ def user_id(name: str) -> int:
 def install_live(
     plan: Plan,
     executable: Path,
-    run: Runner = run_command,
+    run: Runner = run_checked,
     *,
     root: Path = Path("/"),
     gid_of: Callable[[str], int] = group_id,
@@ -267,67 +268,30 @@ def install_live(
     return written, handed
 
 
-@click.command("install-units")
-@click.option(
-    "--root",
-    "root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Only write the files under this directory (an image being built); run nothing.",
-)
-@click.option(
-    "--central",
-    is_flag=True,
-    help="Install the central side (borne-ingest.service) instead of the terminal's kiosk and sync units.",
-)
-@click.option(
-    "--executable",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    show_default="the borne next to this Python",
-    help="Absolute path of the borne command the units run (inside the image: required with --root).",
-)
-def install_units(root: Path | None, central: bool, executable: Path | None) -> None:
-    """Install the systemd units, their user and directories; enable and start them (see docs/systemd.md)."""
-    plan = CENTRAL if central else TERMINAL
-    if root is not None and executable is None:
-        raise click.UsageError(
-            "--root writes units for another system (an image): give --executable with the path of borne "
-            "inside it, e.g. --executable /opt/borne/venv/bin/borne (this machine's own path would be wrong there)"
-        )
-    chosen = executable or default_executable()
-    if chosen is None:
-        raise click.ClickException("cannot find the borne command: pass --executable /path/to/borne")
-    if not chosen.is_absolute():
-        raise click.ClickException(f"--executable {chosen}: systemd needs an absolute path")
-    if root is not None:
-        refuse_hidden(chosen, follow=False)
-        written = write_files(root, plan, PurePosixPath(chosen)) + write_links(root, plan)
-        for path in written:
-            click.echo(f"wrote {path}")
-        sources = " and ".join(f"/{directory}" for directory in (SYSUSERS_DIR, TMPFILES_DIR) if plan.uses(directory))
-        click.echo(
-            f"nothing was started: at first boot systemd creates what {sources} describe, "
-            f"then starts {', '.join(plan.units)}"
-        )
-        return
+def install_into_image(root: Path, plan: Plan, executable: Path) -> list[Path]:
+    """Only write the files (and the enablement links) under `root`, an image being built; run nothing."""
+    refuse_hidden(executable, follow=False)
+    return write_files(root, plan, PurePosixPath(executable)) + write_links(root, plan)
+
+
+def install_here(plan: Plan, executable: Path) -> tuple[list[Path], list[Path]]:
+    """Install on this running system (as root, under systemd): `install_live`'s files and TLS files."""
     check_live_system(os.geteuid(), shutil.which, Path("/run/systemd/system").is_dir())
-    if not os.access(chosen, os.X_OK):
-        raise click.ClickException(f"--executable {chosen}: not an executable file")
-    refuse_hidden(chosen, follow=True)
-    written, handed = install_live(plan, chosen)
-    for path in written:
-        click.echo(f"wrote {path}")
-    for path in handed:
-        owner = SYNC_USER if path.name == "device.key" else "root"
-        click.echo(
-            f"{path}: owner {owner}, group {SERVICE_GROUP}"
-            + (", readable by the sync agent only" if owner != "root" else "")
-        )
-    click.echo(
-        f"enabled and started {', '.join(plan.units)}; follow them with: journalctl -f "
-        + " ".join(f"-u {unit}" for unit in plan.units)
-    )
+    if not os.access(executable, os.X_OK):
+        raise UnitsError(f"--executable {executable}: not an executable file")
+    refuse_hidden(executable, follow=True)
+    return install_live(plan, executable)
 
 
-__all__ = ["CENTRAL", "TERMINAL", "Plan", "ShippedFile", "install_units", "render", "shipped_text", "write_files"]
+__all__ = [
+    "CENTRAL",
+    "TERMINAL",
+    "Plan",
+    "ShippedFile",
+    "UnitsError",
+    "install_here",
+    "install_into_image",
+    "render",
+    "shipped_text",
+    "write_files",
+]

@@ -66,13 +66,14 @@ def main() -> None:
     ingest_cert, ingest_key = pki.client("ingest")
     config = work / "borne.toml"
     config.write_text(
-        f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\ndepartment = "23"\n\n'
+        f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\ndepartment = "23"\n'
+        f'kiosk_state_path = "{work}/kiosk-state.json"\n\n'
         f'[outbox]\npath = "{work}/outbox.db"\n\n'
-        f'[kiosk]\nkiosk_state_path = "{work}/kiosk-state.json"\ntechnician_pin = "{TECHNICIAN_PIN}"\n\n'
+        f'[kiosk]\ntechnician_pin = "{TECHNICIAN_PIN}"\n\n'
         f'[voice]\nmodels_dir = "{models}"\n\n'
         f'[sync]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.port}\ntls_ca = "{pki.ca_file}"\n'
         f'tls_cert = "{device_cert}"\ntls_key = "{device_key}"\n'
-        f'device_config_path = "{work}/device-config.json"\nkiosk_state_path = "{work}/kiosk-state.json"\n\n'
+        f'device_config_path = "{work}/device-config.json"\n\n'
         f'[ingest]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.port}\ntls_ca = "{pki.ca_file}"\n'
         f'tls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\ndb = "sqlite:///{work}/central.db"\n'
     )

@@ -15,7 +15,6 @@ import logging
 import queue
 import random
 import shutil
-import socket
 import ssl
 import threading
 import time
@@ -28,16 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
+from borne_common.mqtt import BrokerConfigError, connect_client
+from borne_common.systemd import notify, wait_alive
 from sync_agent.contract import Ack, Batch, ComponentState, DeviceConfig, Status, topic
 from sync_agent.outbox import Outbox
 from sync_agent.settings import SyncSettings
-from sync_agent.systemd import notify, wait_alive
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +121,7 @@ class SyncAgent:
                 delay = backoff_delays(self.settings.sync.backoff_min_s, self.settings.sync.backoff_max_s, self._rng)
                 if self._serve(stop, once=once, on_progress=on_progress):
                     return True
-            except BrokerRefused as error:
+            except (BrokerRefused, BrokerConfigError) as error:
                 logger.error("%s", error)
             except (SyncError, OSError, ssl.SSLError) as error:
                 logger.warning(
@@ -148,25 +145,9 @@ class SyncAgent:
         settings = self.settings
         inbox = _Inbox()
         self._inbox = inbox
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.device.device_id,
-            protocol=mqtt.MQTTv5,
-            reconnect_on_failure=False,
-        )
         if settings.sync.tls:
             _check_files(settings)
-            client.tls_set(
-                ca_certs=str(settings.sync.tls_ca),
-                certfile=str(settings.sync.tls_cert) if settings.sync.tls_cert else None,
-                keyfile=str(settings.sync.tls_key) if settings.sync.tls_key else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if settings.sync.username:
-            password = settings.sync.password_file.read_text().strip() if settings.sync.password_file else None
-            client.username_pw_set(settings.sync.username, password)
         offline = self._status("offline")
-        client.will_set(self._topics["status"], offline.to_json(), qos=1, retain=True)
 
         def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
             if reason.is_failure:
@@ -181,20 +162,15 @@ class SyncAgent:
         def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
             inbox.messages.put((message.topic, bytes(message.payload)))
 
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_message = on_message
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = settings.sync.session_expiry_s
-        self._client = client
-        client.connect(
-            settings.sync.broker_host,
-            settings.sync.broker_port,
-            keepalive=settings.sync.keepalive_s,
-            clean_start=False,
-            properties=properties,
+        def prepare(client: mqtt.Client) -> None:
+            client.on_connect = on_connect
+            client.on_disconnect = on_disconnect
+            client.on_message = on_message
+            self._client = client  # stopped by _disconnect() even when connecting fails
+
+        client = connect_client(
+            settings.sync, settings.device.device_id, will=(self._topics["status"], offline.to_json()), prepare=prepare
         )
-        _disable_nagle(client)
         client.loop_start()
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while not inbox.connected.is_set():
@@ -344,7 +320,7 @@ class SyncAgent:
     def _status(self, state: str) -> Status:
         now = datetime.now(UTC)
         stats = self.outbox.stats(now=now)
-        kiosk = _read_kiosk_state(self.settings.sync.kiosk_state_path)
+        kiosk = _read_kiosk_state(self.settings.device.kiosk_state_path)
         return Status(
             site_id=self.settings.device.site_id,
             device_id=self.settings.device.device_id,
@@ -365,13 +341,6 @@ class SyncAgent:
             return
         self._client.publish(self._topics["status"], self._status("online").to_json(), qos=1, retain=True)
         self._last_status = time.monotonic()
-
-
-def _disable_nagle(client: mqtt.Client) -> None:
-    """Small packets (batches, PUBACKs) go out at once instead of waiting on delayed TCP ACKs (~40 ms)."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _check_files(settings: SyncSettings) -> None:

@@ -1,42 +1,20 @@
-"""`borne outbox ...` and `borne schema ...`, plus the `--config` option every process command shares."""
+"""`borne sync`, `borne outbox ...` and `borne schema ...`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from pydantic import Field
 
+from borne_common.cli import config_option, load_settings
+from borne_common.settings import BorneSettings
 from sync_agent.contract import json_schemas, schema_text
 from sync_agent.outbox import Outbox, OutboxError, OutboxStats
-from sync_agent.settings import DEFAULT_CONFIG_PATH, BorneSettings, OutboxSection, SettingsError, SyncSettings
-
-F = TypeVar("F", bound=Callable[..., Any])
-S = TypeVar("S", bound=BorneSettings)
-
-
-def config_option(function: F) -> F:
-    """`--config FILE` (env BORNE_CONFIG), default /etc/borne/borne.toml."""
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="BORNE_CONFIG",
-        default=None,
-        help=f"Settings file (TOML). Default: {DEFAULT_CONFIG_PATH} if it exists, else built-in defaults.",
-    )(function)
-
-
-def load_settings(cls: type[S], config_path: Path | None, **overrides: Any) -> S:
-    """The process's settings, or a click error that names the file, key, value and expectation."""
-    try:
-        return cls.load(config_path, **overrides)
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from None
+from sync_agent.settings import OutboxSection, SyncSettings
 
 
 def open_outbox(path: Path, busy_timeout_s: float) -> Outbox:

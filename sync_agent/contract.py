@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
@@ -16,15 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from borne_common.ids import IDENTIFIER_PATTERN
+
 SCHEMA_VERSION: Literal[1] = 1
 
-# Identifiers also appear in MQTT topics: no '/', '+', '#', spaces or control characters.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-DEPARTMENT_PATTERN = r"^(0[1-9]|1[0-9]|2[1-9]|[3-8][0-9]|9[0-5]|2A|2B|97[1-46])$"  # no 20, no 975
 LANGUAGE_PATTERN = r"^[a-z]{2}$"
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_]{0,31}$"
-# The platform's MQTT identities (certificate common names, client ids): no terminal may be named so.
-PLATFORM_IDENTITY_PATTERN = r"^(ingest|platform)([-_][A-Za-z0-9_-]*)?$"
 
 MAX_COMMENT_CHARS = 2000
 MAX_ANSWERS = 8
@@ -35,11 +31,6 @@ Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 LanguageCode = Annotated[str, StringConstraints(pattern=LANGUAGE_PATTERN)]
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300)]
-
-
-def is_platform_identity(name: str) -> bool:
-    """True for a name reserved to the central platform (`ingest`, `ingest-2`, `platform_fleet`…)."""
-    return re.match(PLATFORM_IDENTITY_PATTERN, name, flags=re.IGNORECASE) is not None
 
 
 class Rating(IntEnum):

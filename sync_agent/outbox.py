@@ -76,6 +76,8 @@ def _migration_1(db: Database) -> None:
 
 
 # Append only: a migration, once released, never changes. PRAGMA user_version counts those applied.
+# Not sqlite-migrate's `Migrations`: ours run in the writer's BEGIN IMMEDIATE transaction with the user_version
+# bump, retried on the other process's lock, and refuse an outbox newer than this software (docs/architecture.md).
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (_migration_1,)
 
 

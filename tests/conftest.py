@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kiosk_app.flow import ManualClock
 from sync_agent.contract import Rating, RecordDraft
 from sync_agent.outbox import Outbox
 
@@ -19,25 +20,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PARIS_WINTER = timezone(timedelta(hours=1))
 
 
-class FakeClock:
-    def __init__(self, start: datetime | None = None) -> None:
-        self.wall = start or datetime(2026, 11, 23, 10, 17, 42, tzinfo=PARIS_WINTER)
-        self.mono = 1000.0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += timedelta(seconds=seconds)
+def manual_clock() -> ManualClock:
+    """A hand-driven clock at a Monday morning in Paris (winter time)."""
+    return ManualClock(datetime(2026, 11, 23, 10, 17, 42, tzinfo=PARIS_WINTER), monotonic=1000.0)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return manual_clock()
 
 
 def make_draft(rating: int = 3, *, site: str = "fs-75-01", device: str = "borne-01", hour: int = 10) -> RecordDraft:

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("bench", "borne_cli", "edge_models", "kiosk_app", "platform_ingest", "provisioning", "sync_agent")
+PACKAGES = (
+    "bench",
+    "borne_cli",
+    "borne_common",
+    "edge_models",
+    "kiosk_app",
+    "platform_ingest",
+    "provisioning",
+    "sync_agent",
+)
 
 
 @pytest.mark.slow

@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from stdnum import iban as stdnum_iban
 from stdnum.fr import nif as stdnum_nif
@@ -61,42 +63,23 @@ class Span:
 
 # ---------------------------------------------------------------- vocabularies
 
-_NUMBER_WORDS = frozenset(
-    {
-        "zero", "un", "une", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix",
-        "onze", "douze", "treize", "quatorze", "quinze", "seize", "vingt", "vingts", "trente",
-        "quarante", "cinquante", "soixante", "septante", "huitante", "octante", "nonante", "cent",
-        "cents", "mille",
-    }
-)  # fmt: skip
-_UNITS = frozenset(
-    {
-        "euro", "euros", "eur", "e", "ans", "an", "mois", "jours", "jour", "heures", "heure", "h",
-        "minutes", "minute", "min", "secondes", "fois", "personnes", "personne", "semaines", "semaine",
-        "km", "kilometres", "metres", "m", "kg", "centimes", "dossiers", "enfants", "pages",
-    }
-)  # fmt: skip
-_CUES: dict[str, frozenset[str]] = {
-    "nir": frozenset({"secu", "securite", "vitale", "nir", "insee", "ss"}),
-    "numero_fiscal": frozenset({"fiscal", "fiscale", "impots", "impot", "spi", "fiscaux"}),
-    "numero_allocataire": frozenset({"caf", "allocataire", "msa", "alloc", "allocataires"}),
-    "passeport": frozenset({"passeport"}),
-    "iban": frozenset({"iban", "rib", "bancaire", "compte"}),
-    "plaque": frozenset({"plaque", "immatriculation", "immatricule", "immatriculee", "voiture", "vehicule"}),
-    "telephone": frozenset({"telephone", "portable", "tel", "fixe", "joindre", "rappeler", "appeler"}),
-}
+
+def _load_words() -> dict[str, Any]:
+    """The word lists of `data/personal_data_fr.toml` (shipped with the package)."""
+    text = resources.files("edge_models.moderation").joinpath("data", "personal_data_fr.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+_WORDS = _load_words()
+_NUMBER_WORDS = frozenset(_WORDS["number_words"])
+_UNITS = frozenset(_WORDS["units"])
+_CUES: dict[str, frozenset[str]] = {kind: frozenset(words) for kind, words in _WORDS["cues"].items()}
 _CUE_WINDOW = 10
 
 _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_AT_WORDS = frozenset({"arobase", "arobas", "arrobase", "arrobas", "arobaze"})
-_EMAIL_CONNECTORS = frozenset({"point", "tiret", "underscore", "dot"})
-_EMAIL_LEFT_STOP = frozenset(
-    {
-        "c", "est", "mail", "email", "e", "adresse", "courriel", "mel", "mon", "ma", "a", "de", "le",
-        "la", "sur", "par", "avec", "et", "comme", "mes", "en", "pour", "au", "l", "me", "m", "ecrire",
-        "envoyer", "envoye", "c'est", "voici", "c’est", "cest", "donne", "donner", "mails",
-    }
-)  # fmt: skip
+_AT_WORDS = frozenset(_WORDS["at_words"])
+_EMAIL_CONNECTORS = frozenset(_WORDS["email_connectors"])
+_EMAIL_LEFT_STOP = frozenset(_WORDS["email_left_stop"])
 
 _IBAN_FR_RE = re.compile(r"\b(?:[Ff]\s?[Rr])\s?\d{2}(?:[ ]?[0-9A-Z]{1,4}){5,8}\b")
 _IBAN_ANY_RE = re.compile(r"\b[A-Z]{2}\s?\d{2}(?:[ ]?[0-9A-Z]{1,4}){3,8}\b")
@@ -113,121 +96,24 @@ _PLATE_ANY_RE = re.compile(
 _PASSPORT_RE = re.compile(r"\b\d{2}\s?[A-Za-z]{2}\s?\d{5}\b")
 _ALNUM_ID_RE = re.compile(r"\b(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{8,12}\b")
 
-_STREET_TYPES = frozenset(
-    {
-        "rue", "avenue", "av", "boulevard", "bd", "bld", "place", "chemin", "impasse", "allee", "route",
-        "quai", "cours", "square", "passage", "lotissement", "residence", "hameau", "lieu-dit", "voie",
-        "sentier", "faubourg", "cite", "promenade", "esplanade", "villa", "ruelle", "traverse",
-        "montee", "clos", "rond-point", "lieudit",
-    }
-)  # fmt: skip
-_ADDRESS_CUES = frozenset(
-    {"habite", "habitons", "habitent", "domicilie", "domiciliee", "demeurant", "reside", "residons", "adresse"}
-)
-_ADDRESS_PARTICLES = frozenset({"de", "du", "des", "la", "le", "l", "d", "les", "saint", "sainte", "st", "ste", "aux"})
-_ADDRESS_STOP = frozenset(
-    {
-        "a", "et", "mais", "pour", "depuis", "je", "j", "il", "elle", "on", "nous", "vous", "c", "est",
-        "qui", "que", "qu", "ou", "avec", "car", "donc", "puis", "alors", "dans", "en", "sur", "chez",
-        "pres", "merci", "cedex", "bp", "ce", "ca", "y", "n", "ne", "pas", "tres", "bien", "mon", "ma",
-        "mes", "ils", "elles", "au", "apres", "avant", "parce", "comme", "si", "quand", "sans",
-    }
-)  # fmt: skip
+_STREET_TYPES = frozenset(_WORDS["street_types"])
+_ADDRESS_CUES = frozenset(_WORDS["address_cues"])
+_ADDRESS_PARTICLES = frozenset(_WORDS["address_particles"])
+_ADDRESS_STOP = frozenset(_WORDS["address_stop"])
 
-_NAME_STOP = frozenset(
-    {
-        "le", "la", "les", "l", "de", "du", "des", "d", "un", "une", "et", "ou", "mais", "donc", "je",
-        "j", "tu", "il", "elle", "on", "nous", "vous", "ils", "elles", "me", "m", "te", "se", "s", "ce",
-        "c", "ca", "cela", "qui", "que", "qu", "a", "au", "aux", "en", "y", "est", "etait", "suis", "es",
-        "sont", "ai", "as", "avait", "avez", "ont", "pour", "par", "avec", "sans", "sur", "dans", "chez",
-        "tres", "trop", "bien", "super", "merci", "bonjour", "bonsoir", "revoir", "oui", "non", "pas",
-        "ne", "n", "plus", "moins", "tout", "tous", "toute", "toutes", "vraiment", "encore", "deja",
-        "alors", "aussi", "ici", "puis", "car", "si", "comme", "quand", "france", "services", "service",
-        "caf", "cpam", "msa", "ameli", "pole", "emploi", "travail", "assurance", "maladie", "retraite",
-        "impots", "mairie", "prefecture", "ants", "urssaf", "carsat", "madame", "monsieur",
-        "mademoiselle", "docteur", "maitre", "accueil", "conseiller", "conseillere", "agent", "agente",
-        "dame", "personne", "gens", "equipe", "lundi", "mardi", "mercredi", "jeudi", "vendredi",
-        "samedi", "dimanche", "janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
-        "septembre", "octobre", "novembre", "decembre", "noel", "paris", "lyon", "marseille", "nancy",
-        "florence", "lourdes", "valence", "vienne", "orange", "nice", "marianne", "etat", "dieu",
-        "internet", "google", "gmail", "free", "sfr", "bouygues", "laposte", "poste", "ok", "voila",
-        "parfait", "excellent", "genial", "rien", "enfin", "ensuite", "sinon", "franchement",
-        "heureusement", "malheureusement", "aujourd", "hui", "hier", "demain", "ma", "mon", "mes", "sa",
-        "son", "ses", "ta", "ton", "tes", "notre", "votre", "leur", "nos", "vos", "leurs", "cette",
-        "cet", "ces", "quel", "quelle", "adorable", "gentil", "gentille", "patient", "patiente",
-        "efficace", "top", "bravo", "attente", "fille", "fils", "mari", "femme", "mere", "pere",
-        "soeur", "frere", "ainee", "aine", "cadet", "cadette", "petit", "petite", "grand", "grande",
-        "jeune", "directeur", "directrice", "responsable", "president", "maire", "prefet",
-        "ministre", "depute", "senateur", "medecin", "infirmiere", "avocat", "notaire", "huissier",
-        "mutuelle", "banque", "cerfa", "dossier", "formulaire", "mme", "mlle", "mr", "dr", "vitale",
-        "carte", "secu", "nom", "prenom", "appelle", "lorraine", "aude", "toussaint", "ramadan", "jesus",
-        "harmonie", "sante", "paques", "europe",
-    }
-)  # fmt: skip
-_ORDINARY_WORD_NAMES = frozenset(
-    {
-        "aime", "aimee", "ambre", "ange", "ans", "avril", "basile", "blanche", "capucine", "celeste",
-        "chance", "claire", "clement", "clementine", "colombe", "constance", "constant", "desire",
-        "desiree", "esperance", "felicite", "fidele", "fleur", "grace", "honore", "innocent", "joie",
-        "lilas", "lion", "loup", "marine", "max", "modeste", "olive", "page", "patience", "perle",
-        "petit", "pierre", "placide", "prosper", "prudence", "reine", "rose", "sage", "victoire",
-        "violette", "france", "paris", "florence", "nancy", "orange", "valence", "vienne", "noel",
-        "bienvenue", "merci", "bonjour", "super", "parfait", "genial", "dominique",
-    }
-)  # fmt: skip
+_NAME_STOP = frozenset(_WORDS["name_stop"])
+_ORDINARY_WORD_NAMES = frozenset(_WORDS["ordinary_word_names"])
 """First names that are also ordinary words: names only when capitalised inside a sentence."""
-_NAME_PARTICLES = frozenset({"de", "du", "le", "la", "van", "von", "ben", "el", "da", "dos", "d", "des", "di"})
-_TITLE_CUES = frozenset({"madame", "monsieur", "mme", "mlle", "mademoiselle", "mr", "docteur", "dr", "maitre", "m"})
+_NAME_PARTICLES = frozenset(_WORDS["name_particles"])
+_TITLE_CUES = frozenset(_WORDS["title_cues"])
 # Words never part of a name, even capitalised right after "Madame" / "Monsieur".
-_FUNCTION_WORDS = frozenset(
-    {
-        "le", "la", "les", "l", "de", "du", "des", "d", "un", "une", "et", "ou", "mais", "je", "j", "il",
-        "elle", "on", "nous", "vous", "a", "au", "aux", "en", "y", "est", "etait", "qui", "que", "qu",
-        "pour", "par", "avec", "sur", "dans", "chez", "tres", "merci", "bonjour", "madame", "monsieur",
-        "maire", "directeur", "directrice", "conseiller", "conseillere", "agent", "ce", "c", "s", "m",
-    }
-)  # fmt: skip
-_PLACE_PREFIXES = frozenset({"saint", "sainte", "st", "ste"})
-_AGENT_CUES = frozenset(
-    {
-        "conseiller", "conseillere", "agent", "agente", "collegue", "animateur", "animatrice",
-        "mediateur", "mediatrice", "secretaire", "stagiaire", "dame", "accueillante", "benevole",
-        "collaborateur", "collaboratrice", "directeur", "directrice", "responsable", "coordinatrice",
-        "coordinateur", "assistante", "assistant",
-    }
-)  # fmt: skip
-_KIN_CUES = frozenset(
-    {
-        "fille", "fils", "mari", "femme", "epouse", "epoux", "conjoint", "conjointe", "compagnon",
-        "compagne", "mere", "pere", "soeur", "frere", "voisin", "voisine", "neveu", "niece", "oncle",
-        "tante", "cousin", "cousine", "ami", "amie", "copain", "copine", "enfant", "bebe", "gendre",
-        "belle-fille", "petite-fille", "petit-fils", "grand-mere", "grand-pere", "beau-frere",
-        "belle-soeur", "aine", "ainee", "cadet", "cadette", "mamie", "papi",
-    }
-)  # fmt: skip
-_STRONG_NAME_CUES: tuple[tuple[str, ...], ...] = (
-    ("m", "appelle"),
-    ("s", "appelle"),
-    ("t", "appelle"),
-    ("m", "appelais"),
-)
+_FUNCTION_WORDS = frozenset(_WORDS["function_words"])
+_PLACE_PREFIXES = frozenset(_WORDS["place_prefixes"])
+_AGENT_CUES = frozenset(_WORDS["agent_cues"])
+_KIN_CUES = frozenset(_WORDS["kin_cues"])
+_STRONG_NAME_CUES: tuple[tuple[str, ...], ...] = tuple(tuple(cue) for cue in _WORDS["name_cues"]["strong"])
 """After these, the next words are a name even in lower case ("je m'appelle jean")."""
-_WEAK_NAME_CUES: tuple[tuple[str, ...], ...] = (
-    ("nom", "est"),
-    ("nom", "c", "est"),
-    ("prenom", "est"),
-    ("prenom", "c", "est"),
-    ("nom", "de", "famille", "est"),
-    ("nom", "de", "famille", "c", "est"),
-    ("nom", "de", "famille"),
-    ("nom", "de", "naissance"),
-    ("nom", "d", "epouse"),
-    ("au", "nom", "de"),
-    ("prenom",),
-    ("moi", "c", "est"),
-    ("je", "suis"),
-    ("famille",),
-)
+_WEAK_NAME_CUES: tuple[tuple[str, ...], ...] = tuple(tuple(cue) for cue in _WORDS["name_cues"]["weak"])
 """After these, the next words are a name when capitalised or in the first-name list."""
 
 

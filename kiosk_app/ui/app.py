@@ -23,12 +23,14 @@ from kivy.core.window import Window
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+from borne_common import systemd
 from edge_models.pipeline import MicStatus, Quiet
 from edge_models.segmenter import EndReason
 from kiosk_app.flow import Clock as FlowClock
 from kiosk_app.flow import Flow, Identity, State, SystemClock
 from kiosk_app.read_aloud import ReadAloud
 from kiosk_app.record_keeper import RETRY_S, RecordKeeper
+from kiosk_app.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
 from kiosk_app.settings import KioskSettings
 from kiosk_app.state_file import write_kiosk_state
 from kiosk_app.technician import PIN_LOCK_FILE, PinCheck, PinGate, TechnicianReport, gather_report
@@ -37,7 +39,6 @@ from kiosk_app.ui.env import ACTIVE_FPS, IDLE_FPS, set_frame_rate
 from kiosk_app.ui.i18n import Translator
 from kiosk_app.ui.input_wake import InputWake
 from kiosk_app.ui.metrics import Metrics
-from kiosk_app.ui.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
 from kiosk_app.ui.screens import (
     AttractScreen,
     FollowUpScreen,
@@ -51,7 +52,6 @@ from kiosk_app.ui.screens import (
     VoiceOfferScreen,
 )
 from kiosk_app.voice import VoiceListener
-from sync_agent import systemd
 from sync_agent.contract import Comment, ComponentState, Record, RecordDraft
 from sync_agent.outbox import Outbox
 
@@ -218,7 +218,7 @@ class KioskApp(App):  # type: ignore[misc]
 
     def _write_state(self) -> None:
         write_kiosk_state(
-            self.settings.kiosk.kiosk_state_path,
+            self.settings.device.kiosk_state_path,
             microphone=self.runtime.microphone,
             model=self.runtime.model,
             pin_failures=self.pin_gate.failures,

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk_app.flow import Clock as FlowClock
 from kiosk_app.flow import Identity
+from kiosk_app.runtime import AudioInput, VoiceRuntime
 from kiosk_app.settings import KioskSettings
 from kiosk_app.ui.env import prepare_kivy
-from kiosk_app.ui.runtime import AudioInput, VoiceRuntime
 from sync_agent.outbox import Outbox
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from bench.speech_sets import (
     split,
     trim,
 )
-from bench.wer import normalize
+from edge_models.wer import normalize
 
 
 @pytest.fixture(scope="module")

@@ -63,11 +63,11 @@ class Chain:
             "ack_timeout_s": 3.0,
             "keepalive_s": 5,
             "device_config_path": str(self.root / "device-config.json"),
-            "kiosk_state_path": str(self.root / "kiosk-state.json"),
             **self.sync_options,
         }
         self.sync_config.write_text(
-            f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\n\n'
+            f'[device]\nsite_id = "{SITE}"\ndevice_id = "{DEVICE}"\n'
+            f'kiosk_state_path = "{self.root / "kiosk-state.json"}"\n\n'
             f'[outbox]\npath = "{self.outbox_path}"\n\n[sync]\n' + _toml(sync_values)
         )
         self.ingest_config.write_text(

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from bench.asr import PlainWhisper
-from bench.wer import normalize, wer
 from edge_models.asr import PhraseResult
 from edge_models.audio import SounddeviceSource, SourceState, SyntheticSource, WavFileSource, read_wav, synth
 from edge_models.guard import HallucinationGuard
 from edge_models.options import VoiceOptions
 from edge_models.pipeline import FinalText, MicStatus, PartialText, Quiet, VoiceEvent, VoiceSession
 from edge_models.segmenter import EndReason
+from edge_models.wer import normalize, wer
 from tests.edge_models.conftest import speech_clips
 from tests.edge_models.test_audio import FakeSounddevice
 

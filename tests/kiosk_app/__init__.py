@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from kiosk_app.flow import Flow, Identity, State
+from kiosk_app.flow import Flow, Identity, ManualClock, State
 from kiosk_app.settings import KioskSection
 from sync_agent.contract import Rating, RecordDraft
-from tests.conftest import FakeClock
+from tests.conftest import manual_clock
 
 
-def listening_flow() -> tuple[Flow, FakeClock, list[RecordDraft]]:
+def listening_flow() -> tuple[Flow, ManualClock, list[RecordDraft]]:
     """A flow with voice available, a rating given, listening: (flow, clock, records saved)."""
     records: list[RecordDraft] = []
-    clock = FakeClock()
+    clock = manual_clock()
     flow = Flow(
         KioskSection(follow_ups=[]),
         Identity("fs-1", "b-1", "0.1"),

@@ -8,7 +8,7 @@ import pytest
 from kiosk_app.flow import Flow, Identity, State
 from kiosk_app.settings import KioskSection
 from sync_agent.contract import Choice, Comment, Flag, FollowUp, Rating, RecordDraft
-from tests.conftest import FakeClock
+from tests.conftest import manual_clock
 
 IDENTITY = Identity(site_id="fs-23-01", device_id="borne-7", app_version="0.1.0")
 COMMENT = Comment(text="Très bon accueil.", language="fr", asr_model="whisper-base", confidence=0.9)
@@ -30,7 +30,7 @@ def follow_up(name: str, *ratings: Rating) -> FollowUp:
 
 class Harness:
     def __init__(self, settings: KioskSection, voice: bool = True) -> None:
-        self.clock = FakeClock()
+        self.clock = manual_clock()
         self.records: list[RecordDraft] = []
         self.states: list[State] = []
         self.voice = voice

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from edge_models.audio import SourceState
 from edge_models.bundles import BundleError, read_manifest
-from edge_models.pipeline import MicStatus
-from kiosk_app.state_file import KioskStateFile, microphone_state, model_state, write_kiosk_state
+from kiosk_app.runtime import model_state, state_of_source
+from kiosk_app.state_file import write_kiosk_state
 from sync_agent.agent import KioskState, _read_kiosk_state
 from sync_agent.contract import ComponentState
 
@@ -123,68 +121,24 @@ def test_a_write_that_fails_midway_keeps_the_previous_file_whole(tmp_path: Path)
 
 
 def test_microphone_mapping() -> None:
-    assert microphone_state(SourceState.READY) == ComponentState.OK
-    assert microphone_state(MicStatus(SourceState.NO_DEVICE, "no input device")) == ComponentState.MISSING
-    assert microphone_state(SourceState.DISCONNECTED) == ComponentState.FAILED
-    assert microphone_state(SourceState.STARTING) == ComponentState.LOADING
+    assert state_of_source(SourceState.READY) == ComponentState.OK
+    assert state_of_source(SourceState.NO_DEVICE) == ComponentState.MISSING
+    assert state_of_source(SourceState.DISCONNECTED) == ComponentState.FAILED
     # a source stopped at the end of a session says nothing new about the device
-    assert microphone_state(SourceState.ENDED, ComponentState.OK) == ComponentState.OK
-    assert microphone_state(SourceState.ENDED, ComponentState.MISSING) == ComponentState.MISSING
-    assert microphone_state(None) == ComponentState.UNKNOWN
+    assert state_of_source(SourceState.ENDED) is None
 
 
 def test_model_mapping(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as missing:
         read_manifest(tmp_path / "no-bundle")
     (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "manifest.json").write_text("{", encoding="utf-8")  # a bundle, unusable
     with pytest.raises(BundleError) as partial:
         read_manifest(tmp_path / "partial")
-    assert model_state(loaded=False) == ComponentState.LOADING
-    assert model_state(loaded=True) == ComponentState.OK
-    assert model_state(loaded=False, error=missing.value) == ComponentState.MISSING
-    assert model_state(loaded=False, error=partial.value) == ComponentState.FAILED
-    assert model_state(loaded=False, error=MemoryError()) == ComponentState.FAILED
-
-
-def test_tracker_writes_on_change_only_and_retries_after_a_failure(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "kiosk-state.json"
-    tracker = KioskStateFile(path)
-    tracker.on_model(loaded=False)
-    assert _read_kiosk_state(path) == KioskState(ComponentState.UNKNOWN, ComponentState.LOADING, 0)
-    first = path.stat().st_ino
-    tracker.on_model(loaded=False)
-    assert path.stat().st_ino == first  # nothing changed, nothing rewritten
-    tracker.on_microphone(MicStatus(SourceState.READY, ""))
-    tracker.on_microphone(SourceState.ENDED)
-    tracker.on_model(loaded=True)
-    assert _read_kiosk_state(path) == KioskState(ComponentState.OK, ComponentState.OK, 0)
-
-    # the directory disappears behind a file: the update is lost for now, and made once it can be
-    path.unlink()
-    path.parent.rmdir()
-    path.parent.write_text("in the way", encoding="utf-8")
-    tracker.on_microphone(SourceState.NO_DEVICE)
-    path.parent.unlink()
-    tracker.on_microphone(SourceState.NO_DEVICE)
-    assert _read_kiosk_state(path) == KioskState(ComponentState.MISSING, ComponentState.OK, 0)
-
-
-def test_tracker_is_safe_from_several_threads(tmp_path: Path) -> None:
-    path = tmp_path / "kiosk-state.json"
-    tracker = KioskStateFile(path)
-    sources = [SourceState.READY, SourceState.NO_DEVICE, SourceState.DISCONNECTED]
-
-    def hammer(index: int) -> None:
-        for i in range(50):
-            tracker.on_microphone(sources[(i + index) % 3])
-
-    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    on_disk = json.loads(path.read_text(encoding="utf-8"))
-    assert on_disk["microphone"] == tracker.microphone.value
+    assert model_state(tmp_path / "partial", None) == ComponentState.OK
+    assert model_state(tmp_path / "no-bundle", missing.value) == ComponentState.MISSING
+    assert model_state(tmp_path / "partial", partial.value) == ComponentState.FAILED
+    assert model_state(tmp_path / "no-bundle", MemoryError()) == ComponentState.FAILED
 
 
 def test_wrong_technician_pins_reach_the_sync_agent(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk_app.flow import ManualClock
 from kiosk_app.technician import (
     PIN_HASH_PATTERN,
     Corner,
@@ -22,7 +23,7 @@ from kiosk_app.technician import (
 )
 from sync_agent.contract import Ack, ComponentState, Rejection
 from sync_agent.outbox import Outbox
-from tests.conftest import FakeClock, make_draft
+from tests.conftest import make_draft
 
 W, H = 800, 480
 
@@ -30,7 +31,7 @@ W, H = 800, 480
 # -- CornerGesture -------------------------------------------------------------------------------
 
 
-def test_five_quick_taps_in_the_corner_open_the_way(clock: FakeClock) -> None:
+def test_five_quick_taps_in_the_corner_open_the_way(clock: ManualClock) -> None:
     gesture = CornerGesture(corner=Corner.TOP_RIGHT, size_px=80, taps=5, within_s=3, clock=clock.monotonic)
     results = []
     for _ in range(5):
@@ -40,7 +41,7 @@ def test_five_quick_taps_in_the_corner_open_the_way(clock: FakeClock) -> None:
     assert not gesture.tap(W - 10, H - 10, W, H)  # the count starts again after success
 
 
-def test_slow_taps_do_not_add_up(clock: FakeClock) -> None:
+def test_slow_taps_do_not_add_up(clock: ManualClock) -> None:
     gesture = CornerGesture(taps=5, within_s=3, clock=clock.monotonic)
     outcomes = []
     for _ in range(12):
@@ -49,7 +50,7 @@ def test_slow_taps_do_not_add_up(clock: FakeClock) -> None:
     assert not any(outcomes)
 
 
-def test_sliding_window_counts_the_last_taps(clock: FakeClock) -> None:
+def test_sliding_window_counts_the_last_taps(clock: ManualClock) -> None:
     gesture = CornerGesture(taps=3, within_s=1, clock=clock.monotonic)
     gesture.tap(W - 1, H - 1, W, H)
     clock.advance(5)
@@ -60,7 +61,7 @@ def test_sliding_window_counts_the_last_taps(clock: FakeClock) -> None:
     assert gesture.tap(W - 1, H - 1, W, H)
 
 
-def test_a_tap_elsewhere_starts_the_count_again(clock: FakeClock) -> None:
+def test_a_tap_elsewhere_starts_the_count_again(clock: ManualClock) -> None:
     gesture = CornerGesture(taps=3, within_s=3, clock=clock.monotonic)
     assert not gesture.tap(W - 5, H - 5, W, H)
     assert not gesture.tap(W - 5, H - 5, W, H)
@@ -97,7 +98,7 @@ def test_gesture_arguments_are_checked() -> None:
 # -- PinGate -------------------------------------------------------------------------------------
 
 
-def test_right_pin_accepted_wrong_pin_rejected(clock: FakeClock) -> None:
+def test_right_pin_accepted_wrong_pin_rejected(clock: ManualClock) -> None:
     gate = PinGate("482913", clock=clock.monotonic)
     assert gate.enabled
     assert gate.check("000000") == PinCheck.REJECTED
@@ -109,7 +110,7 @@ def test_right_pin_accepted_wrong_pin_rejected(clock: FakeClock) -> None:
     assert gate.check("482913") == PinCheck.ACCEPTED
 
 
-def test_three_wrong_pins_lock_for_sixty_seconds(clock: FakeClock) -> None:
+def test_three_wrong_pins_lock_for_sixty_seconds(clock: ManualClock) -> None:
     gate = PinGate("4829", clock=clock.monotonic)
     assert [gate.check("0000") for _ in range(3)] == [PinCheck.REJECTED] * 3
     assert gate.locked_for() == pytest.approx(60)
@@ -123,7 +124,7 @@ def test_three_wrong_pins_lock_for_sixty_seconds(clock: FakeClock) -> None:
     assert gate.check("4829") == PinCheck.ACCEPTED
 
 
-def test_lock_comes_back_after_three_more_failures(clock: FakeClock) -> None:
+def test_lock_comes_back_after_three_more_failures(clock: ManualClock) -> None:
     gate = PinGate("4829", clock=clock.monotonic, max_failures=3, lockout_s=60)
     for _ in range(3):
         gate.check("0")
@@ -133,7 +134,7 @@ def test_lock_comes_back_after_three_more_failures(clock: FakeClock) -> None:
     assert gate.check("4829") == PinCheck.LOCKED
 
 
-def test_each_further_lock_is_twice_as_long_up_to_an_hour(clock: FakeClock) -> None:
+def test_each_further_lock_is_twice_as_long_up_to_an_hour(clock: ManualClock) -> None:
     gate = PinGate("4829", clock=clock.monotonic, lockout_s=60)
     locks = []
     for _ in range(8):
@@ -148,7 +149,7 @@ def test_each_further_lock_is_twice_as_long_up_to_an_hour(clock: FakeClock) -> N
     assert round(gate.locked_for()) == 60  # a right PIN starts the scale again
 
 
-def test_the_lock_and_the_count_survive_a_restart(clock: FakeClock, tmp_path: Path) -> None:
+def test_the_lock_and_the_count_survive_a_restart(clock: ManualClock, tmp_path: Path) -> None:
     wall = [1_800_000_000.0]
     lock_file = tmp_path / "technician-lock.json"
 
@@ -172,7 +173,7 @@ def test_the_lock_and_the_count_survive_a_restart(clock: FakeClock, tmp_path: Pa
     assert gate().check("4829") == PinCheck.LOCKED  # a damaged file counts as a lock, never as a reset
 
 
-def test_a_hashed_pin_is_checked_and_the_hash_does_not_give_it_away(clock: FakeClock) -> None:
+def test_a_hashed_pin_is_checked_and_the_hash_does_not_give_it_away(clock: ManualClock) -> None:
     stored = hash_pin("482913")
     assert re.fullmatch(PIN_HASH_PATTERN, stored) and "482913" not in stored
     assert hash_pin("482913") != stored  # salted
@@ -184,7 +185,7 @@ def test_a_hashed_pin_is_checked_and_the_hash_does_not_give_it_away(clock: FakeC
     assert both.check("111111") == PinCheck.REJECTED  # the hash wins over an old plain PIN
 
 
-def test_empty_configured_pin_disables_the_screen(clock: FakeClock) -> None:
+def test_empty_configured_pin_disables_the_screen(clock: ManualClock) -> None:
     gate = PinGate("", clock=clock.monotonic)
     assert not gate.enabled
     assert gate.check("") == PinCheck.DISABLED

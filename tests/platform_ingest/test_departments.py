@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
+from borne_common.ids import DEPARTMENT_PATTERN
 from platform_ingest.departments import DEPARTMENTS, REGIONS, UNKNOWN, normalise_code, region_of
-from sync_agent.contract import DEPARTMENT_PATTERN
 
 
 def test_101_departements_in_18_regions() -> None:

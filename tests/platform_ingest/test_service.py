@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_ingest.service import Backoff, IngestConfigError, IngestService, shared_filter
+from borne_common.mqtt import BrokerConfigError
+from platform_ingest.service import Backoff, IngestService, shared_filter
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import SqliteStore
 from tests.support.broker import TestPKI
@@ -27,10 +28,10 @@ def test_the_subscription_is_shared() -> None:
 
 def test_missing_tls_files_stop_ingest_at_start_naming_the_key(tmp_path: Path) -> None:
     section = IngestSection(tls_ca=tmp_path / "nope.crt")
-    with pytest.raises(IngestConfigError, match=r"\[ingest\] tls_ca"):
+    with pytest.raises(BrokerConfigError, match=r"\[ingest\] tls_ca"):
         IngestService(section, lambda: SqliteStore(":memory:"))
     section = IngestSection(tls_ca=None, tls_cert=tmp_path / "client.crt", tls_key=tmp_path / "client.key")
-    with pytest.raises(IngestConfigError, match=r"\[ingest\] tls_cert"):
+    with pytest.raises(BrokerConfigError, match=r"\[ingest\] tls_cert"):
         IngestService(section, lambda: SqliteStore(":memory:"))
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from borne_common.settings import SettingsError
 from platform_ingest.settings import DEFAULT_DB, IngestSettings
 from sync_agent.contract import MAX_BATCH_BYTES
-from sync_agent.settings import SettingsError
 
 
 def test_defaults() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from borne_common.ids import is_platform_identity
 from provisioning.broker import FleetDevice, dynamic_security, mosquitto_conf, read_fleet
 from provisioning.pki import create_ca, issue, make_csr, sign_csr
-from sync_agent.contract import is_platform_identity
 
 
 def _rules(document: dict[str, Any], role: str) -> set[tuple[str, str]]:

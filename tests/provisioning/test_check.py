@@ -15,8 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_models.wer import word_error_rate
 from provisioning.broker import FleetDevice
-from provisioning.check import (
+from provisioning.checks import (
     CheckContext,
     CheckResult,
     Outcome,
@@ -32,7 +33,6 @@ from provisioning.check import (
     run_check,
     run_checks,
     units_result,
-    word_error_rate,
 )
 from provisioning.enrol import install_certificate
 from provisioning.pki import create_ca, sign_csr
@@ -294,12 +294,12 @@ def test_command_prints_the_table_and_json_and_exits_nonzero_on_failure(config: 
 def test_a_crashing_check_fails_its_line_and_the_others_still_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from provisioning import check
+    from provisioning import checks
 
     def broken(_ctx: CheckContext) -> CheckResult:
         raise RuntimeError("sysfs exploded")
 
-    monkeypatch.setitem(check.CHECKS, "display", broken)
+    monkeypatch.setitem(checks.CHECKS, "display", broken)
     skips = ("settings", "disk", "clock", "certificate", "model", "microphone", "broker")
     results = {r.name: r for r in run_checks(CheckContext(systemd_root=tmp_path / "absent"), skip=skips)}
     assert results["display"].outcome == Outcome.FAIL

@@ -37,7 +37,7 @@ def test_the_pin_goes_in_as_a_hash_and_the_kiosk_accepts_it(tmp_path: Path) -> N
 
 def test_a_plain_pin_is_replaced_and_scrubbed_from_the_backups(tmp_path: Path) -> None:
     config = _enrolled(tmp_path)
-    config.write_text(config.read_text().replace("[kiosk]\n", '[kiosk]\ntechnician_pin = "4829"\nfont_scale = 1.2\n'))
+    config.write_text(config.read_text() + '\n[kiosk]\ntechnician_pin = "4829"\nfont_scale = 1.2\n')
     backup = config.with_name("borne.toml.replaced-20261207T101010Z")
     backup.write_text(config.read_text())
     result = borne("provision", "pin", "--root", tmp_path, "--pin", "480163")

@@ -3,6 +3,7 @@ real with NOTIFY_SOCKET pointing at a socket the test reads, as systemd would se
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -55,6 +56,11 @@ def notify_socket(tmp_path: Path) -> Iterator[Callable[[str], NotifySocket]]:
         sock.close()
 
 
+def _pythonpath() -> dict[str, str]:
+    """PYTHONPATH passed on, so a checkout run with it (a worktree) runs its own code."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+
+
 def stop(process: subprocess.Popen[bytes]) -> int:
     process.terminate()
     try:
@@ -80,7 +86,7 @@ def test_ingest_is_ready_and_pings_while_the_broker_is_away(
         f'db = "sqlite:///{tmp_path / "ingest.db"}"\nreconnect_min_s = 2.0\nreconnect_max_s = 4.0\n'
     )
     listener = notify_socket("ingest")
-    env = {"NOTIFY_SOCKET": str(listener.path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"NOTIFY_SOCKET": str(listener.path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **_pythonpath()}
     process = subprocess.Popen([BORNE, "ingest", "run", "--config", str(config)], env=env, stderr=subprocess.PIPE)
     try:
         messages = listener.collect(lambda seen: watchdogs(seen) >= 2, timeout=60)
@@ -124,14 +130,15 @@ def test_sync_is_ready_and_pings_while_the_broker_is_away(
     WATCHDOG=1 while it waits between attempts."""
     config = tmp_path / "borne.toml"
     config.write_text(
-        '[device]\nsite_id = "fs-23-01"\ndevice_id = "borne-a"\n\n'
+        '[device]\nsite_id = "fs-23-01"\ndevice_id = "borne-a"\n'
+        f'kiosk_state_path = "{tmp_path / "k.json"}"\n\n'
         f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n\n'
         f'[sync]\nbroker_host = "127.0.0.1"\nbroker_port = {free_port()}\ntls = false\n'
         "backoff_min_s = 0.2\nbackoff_max_s = 0.5\n"
-        f'device_config_path = "{tmp_path / "device-config.json"}"\nkiosk_state_path = "{tmp_path / "k.json"}"\n'
+        f'device_config_path = "{tmp_path / "device-config.json"}"\n'
     )
     listener = notify_socket("sync")
-    env = {"NOTIFY_SOCKET": str(listener.path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"NOTIFY_SOCKET": str(listener.path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **_pythonpath()}
     process = subprocess.Popen([BORNE, "sync", "--config", str(config)], env=env, stderr=subprocess.PIPE)
     try:
         messages = listener.collect(lambda seen: watchdogs(seen) >= 3, timeout=60)

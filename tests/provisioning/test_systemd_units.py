@@ -180,8 +180,8 @@ def test_kiosk_environment_keeps_libraries_offline() -> None:
 def test_sync_watchdog_outlasts_one_connection_attempt() -> None:
     """The agent pings from its drain loop and while waiting between attempts; its longest silence is
     one connection attempt, which must fit in WatchdogSec."""
+    from borne_common.systemd import WATCHDOG_PING_S
     from sync_agent.agent import CONNECT_TIMEOUT_S
-    from sync_agent.systemd import WATCHDOG_PING_S
 
     silent = CONNECT_TIMEOUT_S + 60 + WATCHDOG_PING_S  # 60 s: DNS and TCP connect timeouts
     assert seconds(one("borne-sync.service", "WatchdogSec")) >= silent
@@ -189,7 +189,7 @@ def test_sync_watchdog_outlasts_one_connection_attempt() -> None:
 
 
 def test_ingest_watchdog_outlasts_its_pings() -> None:
-    from sync_agent.systemd import WATCHDOG_PING_S
+    from borne_common.systemd import WATCHDOG_PING_S
 
     assert seconds(one("borne-ingest.service", "WatchdogSec")) >= 4 * WATCHDOG_PING_S
 

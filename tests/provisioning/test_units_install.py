@@ -13,18 +13,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
+from provisioning.cli import install_units
 from provisioning.units import (
     CENTRAL,
     TERMINAL,
+    UnitsError,
     check_live_system,
     default_executable,
     hidden_from_services,
     install_live,
-    install_units,
 )
 
 BORNE = Path(sys.executable).with_name("borne")
@@ -193,7 +193,7 @@ def test_live_system_checks(euid: int, tools: bool, running: bool, message: str)
     def which(name: str) -> str | None:
         return f"/usr/bin/{name}" if tools else None
 
-    with pytest.raises(click.ClickException, match=message):
+    with pytest.raises(UnitsError, match=message):
         check_live_system(euid, which, running)
     check_live_system(0, lambda name: f"/usr/bin/{name}", True)
 
@@ -241,10 +241,10 @@ def test_live_install_runs_the_systemd_steps_in_order(tmp_path: Path) -> None:
 
 
 def test_a_failing_step_is_reported_with_the_tool_message(tmp_path: Path) -> None:
-    from provisioning.units import run_command
+    from provisioning.units import run_checked
 
-    with pytest.raises(click.ClickException, match=r"systemd-tmpfiles --create .*missing\.conf failed: .*No such file"):
-        run_command(["systemd-tmpfiles", "--create", str(tmp_path / "missing.conf")])
+    with pytest.raises(UnitsError, match=r"systemd-tmpfiles --create .*missing\.conf failed: .*No such file"):
+        run_checked(["systemd-tmpfiles", "--create", str(tmp_path / "missing.conf")])
 
 
 def test_an_executable_the_services_cannot_see_is_refused(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def broker(tmp_path: Path, pki: TestPKI) -> Iterator[Broker]:
 def settings_for(tmp_path: Path, broker: Broker, device: str = DEVICE, **sync: object) -> SyncSettings:
     cert, key = broker.pki.client(device)
     return SyncSettings(
-        device={"site_id": SITE, "device_id": device},
+        device={"site_id": SITE, "device_id": device, "kiosk_state_path": tmp_path / "kiosk-state.json"},
         outbox={"path": tmp_path / f"{device}.db"},
         sync={
             "broker_host": broker.host,
@@ -56,7 +56,6 @@ def settings_for(tmp_path: Path, broker: Broker, device: str = DEVICE, **sync: o
             "backoff_min_s": 0.05,
             "backoff_max_s": 0.5,
             "device_config_path": tmp_path / "device-config.json",
-            "kiosk_state_path": tmp_path / "kiosk-state.json",
             **sync,
         },
     )
@@ -353,6 +352,7 @@ def write_toml(path: Path, settings: SyncSettings) -> None:
 [device]
 site_id = "{settings.device.site_id}"
 device_id = "{settings.device.device_id}"
+kiosk_state_path = "{settings.device.kiosk_state_path}"
 
 [outbox]
 path = "{settings.outbox.path}"
@@ -368,7 +368,6 @@ backoff_max_s = 0.5
 keepalive_s = 5
 status_interval_s = 1
 device_config_path = "{s.device_config_path}"
-kiosk_state_path = "{s.kiosk_state_path}"
 """
     )
 

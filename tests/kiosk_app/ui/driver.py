@@ -14,16 +14,15 @@ import json
 import logging
 import sys
 import threading
-from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from kiosk_app.flow import Identity, State
+from kiosk_app.flow import Identity, ManualClock, State
+from kiosk_app.runtime import AudioInput, VoiceRuntime
 from kiosk_app.settings import KioskSettings
 from kiosk_app.ui.launch import run_kiosk
-from kiosk_app.ui.runtime import AudioInput, VoiceRuntime
 from sync_agent.contract import Comment, Rating
 from sync_agent.outbox import Outbox
 
@@ -32,22 +31,6 @@ LONG_COMMENT = (
     "mais l'attente était longue et il faudrait plus de créneaux le samedi matin pour ceux qui travaillent "
     "en semaine. Merci encore pour votre aide précieuse avec le dossier."
 )
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.mono = 1000.0
-        self.wall = datetime(2026, 11, 23, 10, 17, tzinfo=timezone(timedelta(hours=1)))
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += timedelta(seconds=seconds)
 
 
 class HeldRuntime(VoiceRuntime):
@@ -91,7 +74,7 @@ def main(spec_path: str, out_path: str) -> int:
         wav_path=Path(audio_spec["wav_path"]) if "wav_path" in audio_spec else None,
         seconds=float(audio_spec.get("seconds", 5.0)),
     )
-    clock = ManualClock()
+    clock = ManualClock(datetime(2026, 11, 23, 10, 17, tzinfo=timezone(timedelta(hours=1))), monotonic=1000.0)
     observed: dict[str, Any] = {}
     scenario = SCENARIOS[spec["scenario"]]
     size = tuple(spec.get("size", (800, 480)))
@@ -324,7 +307,7 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
         tap(find_button(app, app.tr("voice_offer.decline")))
     yield wait_for(State.THANKS)
     observed["session_screens"] = list(visited)
-    observed["state_file"] = json.loads(kiosk.kiosk_state_path.read_text(encoding="utf-8"))
+    observed["state_file"] = json.loads(app.settings.device.kiosk_state_path.read_text(encoding="utf-8"))
 
     # Technician: the hidden gesture, then the PIN.
     clock.advance(kiosk.thanks_timeout_s + 1)
@@ -340,7 +323,8 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
             tap(find_button(app, digit))
         tap(find_button(app, app.tr("tech.ok")))
         observed["after_wrong_pin"] = {"screen": app.manager.current, "message": app.current_screen.message}
-        observed["pin_failures_reported"] = json.loads(kiosk.kiosk_state_path.read_text())["technician_pin_failures"]
+        state = json.loads(app.settings.device.kiosk_state_path.read_text())
+        observed["pin_failures_reported"] = state["technician_pin_failures"]
         for digit in kiosk.technician_pin:
             tap(find_button(app, digit))
         tap(find_button(app, app.tr("tech.ok")))
@@ -503,30 +487,6 @@ def review_countdown(app: Any, clock: ManualClock, spec: dict[str, Any], observe
     yield until(lambda: settled(app, State.ATTRACT), "attract after the review timed out", 5)
 
 
-class QueuedTouches:
-    """A Kivy input provider fed from another thread, as a touchscreen's: a touch waits for a loop turn."""
-
-    def __init__(self) -> None:
-        from kivy.base import EventLoop
-        from kivy.input.provider import MotionEventProvider
-
-        from kiosk_app.ui.touch import SyntheticTouch
-
-        self.queue: deque[tuple[float, float]] = deque()
-        queue = self.queue
-
-        class Provider(MotionEventProvider):  # type: ignore[misc]
-            def update(self, dispatch_fn: Any) -> None:
-                while queue:
-                    touch = SyntheticTouch(*queue.popleft())
-                    dispatch_fn("begin", touch)
-                    dispatch_fn("end", touch)
-
-        self.provider = Provider("queued-touch", None)
-        EventLoop.add_input_provider(self.provider)
-        self.provider.start()
-
-
 def _quiet(app: Any) -> Any:
     """Cancel every periodic event (the app's, the script runner's, Kivy's cache purge): the loop turns only
     when a frame is due or something wakes it. Returns the function that puts them back (UI thread)."""
@@ -572,7 +532,10 @@ def input_wake(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dic
     yield until(lambda: settled(app, State.ATTRACT) and app.runtime.model != ComponentState.LOADING, "attract", 60)
     observed["watching"] = app.input_wake.watching
     observed["attract_fps"] = Clock._max_fps
+    from kiosk_app.ui.touch import QueuedTouches
+
     touches = QueuedTouches()
+    touches.install()
     node = spec.get("node")
     write_end = os.open(node, os.O_WRONLY | os.O_NONBLOCK) if node else None
     done = threading.Event()

@@ -38,9 +38,10 @@ SCREENS = (
 def test_a_demo_visit_by_touch_ends_with_the_spoken_comment_in_the_outbox(tmp_path: Path, whisper_bundle: Path) -> None:
     config = tmp_path / "borne.toml"
     config.write_text(
-        f'[device]\nsite_id = "fs-demo-77"\ndevice_id = "borne-demo-3"\n\n'
+        f'[device]\nsite_id = "fs-demo-77"\ndevice_id = "borne-demo-3"\n'
+        f'kiosk_state_path = "{tmp_path / "kiosk-state.json"}"\n\n'
         f'[outbox]\npath = "{tmp_path / "outbox.db"}"\n\n'
-        f'[kiosk]\nkiosk_state_path = "{tmp_path / "kiosk-state.json"}"\ntechnician_pin = "8642"\n\n'
+        f'[kiosk]\ntechnician_pin = "8642"\n\n'
         f'[voice]\nmodels_dir = "{whisper_bundle.parent}"\nmodel_name = "{whisper_bundle.name}"\n',
         encoding="utf-8",
     )

@@ -81,11 +81,14 @@ def _env() -> dict[str, str]:
 
 def base_settings(tmp_path: Path, **kiosk: Any) -> dict[str, Any]:
     return {
-        "device": {"site_id": "fs-test-site", "device_id": "borne-test-7"},
+        "device": {
+            "site_id": "fs-test-site",
+            "device_id": "borne-test-7",
+            "kiosk_state_path": str(tmp_path / "kiosk-state.json"),
+        },
         "outbox": {"path": str(tmp_path / "outbox.db")},
         # no input device watched unless a test asks: the machine's own /dev/input must not change the frame rate
         "kiosk": {
-            "kiosk_state_path": str(tmp_path / "kiosk-state.json"),
             "technician_pin": PIN,
             "input_devices": [],
             **kiosk,

@@ -19,11 +19,11 @@ import pytest
 from edge_models.audio import ArraySource, SourceState
 from edge_models.options import VoiceOptions
 from edge_models.samples import FRENCH_SAMPLE
+from kiosk_app.runtime import AudioInput, MeteredSource, VoiceRuntime, level_of, microphone_state, state_of_source
 from kiosk_app.ui.metrics import MIN_TARGET_MM, Metrics
-from kiosk_app.ui.runtime import AudioInput, MeteredSource, VoiceRuntime, level_of, microphone_state, state_of_source
 from sync_agent.contract import ComponentState
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("dpi", [96.0, 133.0, 160.0, 300.0])
@@ -78,9 +78,9 @@ def test_while_muted_the_metered_source_drops_blocks_as_if_no_time_passed() -> N
 def test_the_kiosks_own_voice_never_becomes_the_comment(transcriber: Any, vad: Any, voice_options: Any) -> None:
     """Half duplex: a prompt read aloud into the open microphone, then the citizen's words; muted during the
     prompt (and its echo), only the citizen's words are transcribed, and without muting the prompt's are too."""
-    from bench.wer import normalize
     from edge_models.audio import read_wav
     from edge_models.pipeline import VoiceSession
+    from edge_models.wer import normalize
     from tests.conftest import speech_clips
 
     clips = {clip["file"]: clip for clip in speech_clips()}
@@ -179,7 +179,7 @@ def test_a_missing_input_is_found_again_by_a_later_probe(tmp_path: Path) -> None
 HOTPLUG = r"""
 import json, pathlib, sys, threading
 from edge_models.options import VoiceOptions
-from kiosk_app.ui.runtime import AudioInput, VoiceRuntime, microphone_state
+from kiosk_app.runtime import AudioInput, VoiceRuntime, microphone_state
 from sync_agent.contract import ComponentState
 
 audio = AudioInput("mic", device="borne-test-mic")

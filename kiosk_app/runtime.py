@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_models.audio import AudioSource, SourceState, make_source
+from edge_models.audio import AudioSource, SourceState, input_device, make_source, rms_dbfs
 from edge_models.bundles import MANIFEST, BundleError
 from edge_models.options import VoiceOptions
 from edge_models.pipeline import VoiceEvent, VoiceSession
@@ -39,13 +39,10 @@ LEVEL_INTERVAL_S = 0.05  # at most 20 level updates per second reach the screen
 
 def level_of(block: FloatArray) -> float:
     """A block's RMS level on a 0..1 scale (0 = -60 dBFS or quieter, 1 = full scale)."""
-    count = len(block)
-    if count == 0:
+    level = rms_dbfs(block)
+    if level == -math.inf:
         return 0.0
-    rms = math.sqrt(float((block.astype("float64") ** 2).sum()) / count)
-    if rms <= 0.0:
-        return 0.0
-    return min(1.0, max(0.0, (20 * math.log10(rms) - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB))
+    return min(1.0, max(0.0, (level - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB))
 
 
 class MeteredSource(AudioSource):
@@ -111,9 +108,7 @@ class AudioInput:
     seconds: float = 5.0
 
     def make(self) -> AudioSource:
-        device: int | str | None = None
-        if self.device:
-            device = int(self.device) if self.device.isdigit() else self.device
+        device = input_device(self.device)
         return make_source(self.kind, path=self.wav_path, device=device, realtime=True, seconds=self.seconds)
 
 
@@ -152,12 +147,21 @@ def rescan_audio_devices(sounddevice: Any) -> None:
 
 
 def state_of_source(state: SourceState) -> ComponentState | None:
-    """The microphone's component state after a source event (None: no change)."""
+    """The microphone's component state after a source event (None: no change, e.g. a session's end)."""
     return {
         SourceState.READY: ComponentState.OK,
         SourceState.NO_DEVICE: ComponentState.MISSING,
-        SourceState.DISCONNECTED: ComponentState.FAILED,
+        SourceState.DISCONNECTED: ComponentState.FAILED,  # it worked, then stopped delivering audio
     }.get(state)
+
+
+def model_state(bundle: Path, error: BaseException | None) -> ComponentState:
+    """The model's component state once loading `bundle` ended: ok, missing (no bundle there) or failed."""
+    if error is None:
+        return ComponentState.OK
+    if isinstance(error, BundleError) and not (bundle / MANIFEST).is_file():
+        return ComponentState.MISSING
+    return ComponentState.FAILED
 
 
 class VoiceRuntime:
@@ -200,16 +204,16 @@ class VoiceRuntime:
             self._transcriber = load_transcriber(bundle, self.options)  # verifies every file's hash first
             self._vad = SileroVad()
         except BundleError as error:
-            missing = not (bundle / MANIFEST).is_file()
-            self.model = ComponentState.MISSING if missing else ComponentState.FAILED
+            self.model = model_state(bundle, error)
             self.model_problem = str(error)
+            missing = self.model == ComponentState.MISSING
             logger.warning("voice disabled: model bundle %s: %s", "missing" if missing else "unusable", error)
         except Exception as error:  # a broken install (onnxruntime, ctranslate2): no voice, the kiosk goes on
-            self.model = ComponentState.FAILED
+            self.model = model_state(bundle, error)
             self.model_problem = f"{type(error).__name__}: {error}"
             logger.exception("voice disabled: the speech model could not be loaded")
         else:
-            self.model = ComponentState.OK
+            self.model = model_state(bundle, None)
             logger.info("voice ready: %s", bundle)
         self.on_change()
 

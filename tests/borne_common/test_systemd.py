@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_agent.systemd import notify
+from borne_common.systemd import notify
 
 
 def test_notify_is_a_no_op_outside_systemd(monkeypatch: pytest.MonkeyPatch) -> None:

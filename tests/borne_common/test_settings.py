@@ -6,12 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 from borne_cli.main import cli
+from borne_common.settings import SettingsError
 from kiosk_app.settings import KioskSettings
-from sync_agent.settings import SettingsError
+from sync_agent.settings import SyncSettings
 
 
 def test_defaults_without_a_file_at_the_default_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("sync_agent.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    monkeypatch.setattr("borne_common.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
     settings = KioskSettings.load(None)
     assert settings.outbox.path == Path("/var/lib/borne/outbox.db")
     assert settings.kiosk.question["fr"].startswith("Satisfait de votre démarche")
@@ -64,6 +65,20 @@ choices = [
     assert [f.id for f in settings.kiosk.follow_ups] == ["accueil"]
     with pytest.raises(Exception, match="frozen"):
         settings.kiosk.debounce_s = 1  # type: ignore[misc]
+
+
+def test_one_kiosk_state_path_for_kiosk_and_sync(write_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(f'[device]\nkiosk_state_path = "{tmp_path}/state.json"\n')
+    assert KioskSettings.load(path).device.kiosk_state_path == tmp_path / "state.json"
+    assert SyncSettings.load(path).device.kiosk_state_path == tmp_path / "state.json"
+
+
+def test_older_files_with_the_kiosk_state_path_in_kiosk_and_sync_still_load(write_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(
+        f'[kiosk]\nkiosk_state_path = "{tmp_path}/k.json"\n\n[sync]\nkiosk_state_path = "{tmp_path}/k.json"\n'
+    )
+    assert KioskSettings.load(path).device.kiosk_state_path == tmp_path / "k.json"
+    assert SyncSettings.load(path).device.kiosk_state_path == tmp_path / "k.json"
 
 
 def test_environment_overrides_the_file(write_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
