@@ -1,7 +1,8 @@
-"""French insults and obscenities: lexicon loading, inflection, context rules, matching.
+"""Insults and obscenities in the visit's language: lexicon loading, inflection, context rules, matching.
 
-The lexicon is the LDNOOBW French lists (CC BY 4.0, see data/README.md) plus our additions
-(`data/insults_fr_additions.txt`). better-profanity holds the word set and matches the forms
+The French lexicon is the LDNOOBW French lists (CC BY 4.0, see data/README.md) plus our additions
+(`data/insults_fr_additions.txt`); English and Spanish have the LDNOOBW lists of their language, with
+plural (and Spanish feminine) forms and no context rules. better-profanity holds the word set and matches the forms
 written with wildcards ("p*tain", "c*nnard"); forms without wildcards are looked up in a dict
 built from the same list, because better-profanity scans its whole list for each word (about
 10 µs a lookup) and a comment needs hundreds of lookups.
@@ -24,7 +25,10 @@ from edge_models.moderation.normalise import Token, fold, join_spaced_letters, m
 
 __all__ = [
     "CONTEXT_RULES",
+    "LANGUAGES",
     "ORDINARY",
+    "ORDINARY_BY_LANGUAGE",
+    "WORD_LISTS",
     "WORD_LIST_FILES",
     "Lexicon",
     "find_insults",
@@ -34,12 +38,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-WORD_LIST_FILES: tuple[str, ...] = (
-    "profanity_fr_ldnoobw.txt",
-    "profanity_fr_ca_ldnoobw.txt",
-    "insults_fr_additions.txt",
-)
-"""Word lists loaded from `edge_models/moderation/data/`, in this order."""
+WORD_LISTS: dict[str, tuple[str, ...]] = {
+    "fr": ("profanity_fr_ldnoobw.txt", "profanity_fr_ca_ldnoobw.txt", "insults_fr_additions.txt"),
+    "en": ("profanity_en_ldnoobw.txt",),
+    "es": ("profanity_es_ldnoobw.txt",),
+}
+"""Word lists per language, loaded from `edge_models/moderation/data/`, in this order."""
+LANGUAGES = tuple(WORD_LISTS)
+WORD_LIST_FILES = WORD_LISTS["fr"]
 
 ORDINARY: frozenset[str] = frozenset(
     {
@@ -58,7 +64,28 @@ ORDINARY: frozenset[str] = frozenset(
         "suce",  # il suce un bonbon (the verb forms carry no insult on their own)
     }
 )
-"""Folded entries never masked, even though a source list holds them."""
+"""Folded French entries never masked, even though a source list holds them."""
+
+ORDINARY_BY_LANGUAGE: dict[str, frozenset[str]] = {
+    "fr": ORDINARY,
+    # Entries that are ordinary words in a comment on a public service (health, an incident, the place).
+    "en": frozenset(
+        {
+            "big black", "cialis", "clitoris", "date rape", "domination", "ejaculation", "erotic", "erotism",
+            "escort", "genitals", "girl on", "grope", "hard core", "hardcore", "how to kill", "how to murder",
+            "incest", "intercourse", "nipple", "nipples", "nude", "nudity", "penis", "rape", "raping", "rapist",
+            "rectum", "semen", "sex", "sexual", "sexuality", "sexually", "suck", "sucks", "taste my", "tied up",
+            "tight white", "tongue in a", "undressing", "vagina", "viagra", "vulva", "xx",
+        }
+    ),
+    "es": frozenset(
+        {
+            "asesinato", "asno", "concha", "drogas", "esperma", "heroina", "infierno", "maldito", "martillo",
+            "nazi", "orina", "pezon", "racista", "semen", "sexo", "trio",
+        }
+    ),
+}  # fmt: skip
+"""Folded entries never masked, per language."""
 
 # Words that are insults only after a cue ("sale ...", "espèce de ...", "quel ...").
 _STRONG_CUES = frozenset(
@@ -225,9 +252,17 @@ def read_word_list(name: str) -> list[tuple[str, str | None]]:
     return entries
 
 
-def inflections(word: str) -> set[str]:
-    """Folded forms of one folded single word: plural, feminine, and -er verb forms."""
+def inflections(word: str, language: str = "fr") -> set[str]:
+    """Folded forms of one folded single word: plural, feminine, and (French) -er verb forms."""
     forms = {word}
+    if language == "en":
+        return forms | ({word + "s", word + "es"} if not word.endswith("s") else set())
+    if language == "es":
+        if word.endswith("o"):
+            forms.update({word[:-1] + "a", word[:-1] + "as", word + "s"})
+        elif not word.endswith("s"):
+            forms.update({word + "s", word + "es"})
+        return forms
     if word.endswith("er") and len(word) > 4:
         stem = word[:-2]
         forms.update(stem + ending for ending in _VERB_ENDINGS)
@@ -248,20 +283,29 @@ def inflections(word: str) -> set[str]:
     return forms
 
 
-@functools.lru_cache(maxsize=1)
-def lexicon() -> Lexicon:
-    """The lexicon, loaded once per process from the data files."""
+def check_language(language: str) -> str:
+    """`language` if moderation has word lists for it, else a ValueError naming those it has."""
+    if language not in WORD_LISTS:
+        raise ValueError(f"no moderation word lists for language {language!r}; languages: {', '.join(LANGUAGES)}")
+    return language
+
+
+@functools.lru_cache(maxsize=len(WORD_LISTS))
+def lexicon(language: str = "fr") -> Lexicon:
+    """The lexicon of one language, loaded once per process from the data files."""
+    ordinary = ORDINARY_BY_LANGUAGE[check_language(language)]
+    rules = _LIST_RULES if language == "fr" else {}
     exact: dict[str, Entry] = {}
-    for name in WORD_LIST_FILES:
+    for name in WORD_LISTS[language]:
         for raw, rule in read_word_list(name):
             folded = " ".join(fold(raw).replace("-", " ").split())
-            if folded in ORDINARY:
+            if folded in ordinary:
                 continue
-            entry = Entry(folded, rule or _LIST_RULES.get(folded))
+            entry = Entry(folded, rule or rules.get(folded))
             words = folded.split(" ")
-            forms = inflections(folded) if len(words) == 1 else {folded}
+            forms = inflections(folded, language) if len(words) == 1 else {folded}
             for form in forms:
-                if form in ORDINARY:
+                if form in ordinary:
                     continue
                 # An always-masked entry wins over a context rule for the same form.
                 if form not in exact or (exact[form].rule is not None and entry.rule is None):
@@ -289,9 +333,9 @@ def _one_letter_word(text: str, token: Token) -> bool:
     return token.norm in _ONE_LETTER_WORDS or text[token.end : token.end + 1] in {"'", "’"}
 
 
-def find_insults(text: str, tokens: list[Token]) -> list[tuple[int, int]]:
-    """Spans (start, end) of insults in `text`; multi-word expressions give one span."""
-    lex = lexicon()
+def find_insults(text: str, tokens: list[Token], language: str = "fr") -> list[tuple[int, int]]:
+    """Spans (start, end) of insults in `text`, in `language`; multi-word expressions give one span."""
+    lex = lexicon(language)
     spans: list[tuple[int, int]] = []
     covered = [False] * len(tokens)
     i = 0

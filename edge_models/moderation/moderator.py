@@ -1,4 +1,7 @@
-"""`moderate(text)`: insults and personal data replaced by tokens, with the spans that were replaced."""
+"""`moderate(text, language)`: insults and personal data replaced by tokens, with the spans that were replaced.
+
+Insults are looked up in the word lists of the comment's language; personal data are French formats
+(phones, NIR, IBAN, addresses, names…) whatever the language, since the terminal is in France."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from edge_models.moderation.insults import find_insults, lexicon
+from edge_models.moderation.insults import LANGUAGES, check_language, find_insults, lexicon
 from edge_models.moderation.normalise import tokenize
 from edge_models.moderation.personal_data import KINDS, Span, find_personal_data, first_names
 
@@ -67,19 +70,22 @@ class ModerationResult:
         }
 
 
-def warm_up() -> None:
+def warm_up(languages: tuple[str, ...] = LANGUAGES) -> None:
     """Load the word lists and the first-name list now rather than on the first comment."""
-    lexicon()
+    for language in languages:
+        lexicon(language)
     first_names()
 
 
-def moderate(text: str) -> ModerationResult:
-    """Replace insults by `[…]` and personal data by a typed token such as `[téléphone]`.
+def moderate(text: str, language: str = "fr") -> ModerationResult:
+    """Replace insults (of `language`: fr, en or es) by `[…]` and personal data by a typed token such as
+    `[téléphone]`.
 
     Personal data wins where it overlaps an insult. Offsets in `redactions` refer to `text`.
     """
     if not isinstance(text, str):
         raise TypeError(f"moderate() expects str, got {type(text).__name__}")
+    check_language(language)
     # Tokens already in the text ("[nom]") are left alone, so moderating twice changes nothing more.
     protected = [(m.start(), m.end()) for m in _PLACEHOLDER_RE.finditer(text)]
 
@@ -90,7 +96,7 @@ def moderate(text: str) -> ModerationResult:
     personal = [s for s in find_personal_data(text, tokens) if not is_protected(s.start, s.end)]
     spans: list[Span] = list(personal)
     insults = 0
-    for start, end in find_insults(text, tokens):
+    for start, end in find_insults(text, tokens, language):
         if is_protected(start, end) or any(start < p.end and p.start < end for p in personal):
             continue
         spans.append(Span(INSULT_KIND, start, end))

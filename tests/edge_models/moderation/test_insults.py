@@ -7,7 +7,15 @@ from importlib import resources
 import pytest
 
 from edge_models.moderation import moderate
-from edge_models.moderation.insults import ORDINARY, WORD_LIST_FILES, inflections, lexicon, read_word_list
+from edge_models.moderation.insults import (
+    ORDINARY,
+    ORDINARY_BY_LANGUAGE,
+    WORD_LIST_FILES,
+    WORD_LISTS,
+    inflections,
+    lexicon,
+    read_word_list,
+)
 from edge_models.moderation.normalise import fold, join_spaced_letters, match_forms, squeeze, tokenize
 
 # Each must lose exactly the quoted part: (sentence, what goes).
@@ -169,7 +177,7 @@ def test_word_lists_keep_their_attribution() -> None:
     for name in WORD_LIST_FILES:
         assert read_word_list(name), name
     data = resources.files("edge_models.moderation").joinpath("data")
-    for name in ("profanity_fr_ldnoobw.txt", "profanity_fr_ca_ldnoobw.txt"):
+    for name in ("profanity_fr_ldnoobw.txt", "profanity_fr_ca_ldnoobw.txt", *WORD_LISTS["en"], *WORD_LISTS["es"]):
         header = data.joinpath(name).read_text(encoding="utf-8").splitlines()[:3]
         assert any("CC BY 4.0" in line for line in header), name
         assert any("LDNOOBW" in line for line in header), name
@@ -190,3 +198,48 @@ def test_unknown_context_rule_in_a_list_is_an_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(insults.resources, "files", lambda package: FakeFile())
     with pytest.raises(ValueError, match="unknown context rule 'nowhere'"):
         insults.read_word_list("x.txt")
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "masked", "kept"),
+    [
+        (
+            "en",
+            "The staff were great, but the queue was bullshit and that bastard at the desk was a fucking asshole. "
+            "Bastards!",
+            ["bullshit", "bastard", "fucking", "asshole", "Bastards"],
+            ["staff", "queue", "desk"],
+        ),
+        ("en", "The nurse at the health desk explained the sexual health leaflet.", [], ["sexual"]),
+        (
+            "es",
+            "El funcionario era un gilipollas y un cabrón, la otra una puta; unos pendejos.",
+            ["gilipollas", "cabrón", "puta", "pendejos"],
+            ["funcionario"],
+        ),
+        ("es", "Esperé un infierno de tiempo y el martillo de la puerta no funcionaba.", [], ["infierno", "martillo"]),
+    ],
+)
+def test_insults_in_english_and_spanish(language: str, text: str, masked: list[str], kept: list[str]) -> None:
+    moderated = moderate(text, language).text
+    for word in masked:
+        assert word not in moderated, (word, moderated)
+    for word in kept:
+        assert word in moderated, (word, moderated)
+    assert moderated.count("[…]") == len(masked)
+
+
+def test_each_language_masks_its_own_words_and_french_personal_data_stay_on() -> None:
+    assert moderate("putain de file d'attente", "en").text == "putain de file d'attente"
+    assert moderate("what the fuck", "fr").text == "what the fuck"
+    assert moderate("Call me on 06 12 34 56 78, damn bitch", "en").text == "Call me on [téléphone], damn […]"
+    for language, ordinary in ORDINARY_BY_LANGUAGE.items():
+        assert not (ordinary & set(lexicon(language).exact)), language
+    with pytest.raises(ValueError, match=r"no moderation word lists for language 'de'; languages: fr, en, es"):
+        moderate("Scheiße", "de")
+
+
+def test_inflections_in_english_and_spanish() -> None:
+    assert {"bitch", "bitches"} <= inflections("bitch", "en")
+    assert {"pendejo", "pendeja", "pendejas", "pendejos"} <= inflections("pendejo", "es")
+    assert {"cabron", "cabrones"} <= inflections("cabron", "es")
