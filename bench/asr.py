@@ -42,13 +42,13 @@ from typing import Any
 import click
 
 from bench.results_file import machine, out_option
-from bench.wer import wer
 from edge_models.options import VoiceOptions
+from edge_models.wer import edit_distance, normalize
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("plain", "chunks", "pipeline")
-SETS = ("clips", "monologues", "noisy", "non_speech")
-WER_SETS = ("clips", "monologues", "noisy")
+SETS = ("clips", "monologues", "noisy", "non_speech", "languages")
+WER_SETS = ("clips", "monologues", "noisy", "languages")
 LATENCY_SETS = ("clips", "monologues")
 
 
@@ -109,14 +109,23 @@ def load_items(half: str, blind_dir: Path | None, sets: Iterable[str] = SETS) ->
     from bench.speech_sets import build, read_wav
 
     items = [
-        {"source": half, "name": i.name, "set": i.set, "corpus": i.corpus, "text": i.text, "audio": i.audio}
+        {
+            "source": half,
+            "name": i.name,
+            "set": i.set,
+            "corpus": i.corpus,
+            "text": i.text,
+            "language": i.language,
+            "audio": i.audio,
+        }
         for i in build(half)  # type: ignore[arg-type]
     ]
     if blind_dir is not None:
         for line in (blind_dir / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
             audio = read_wav(blind_dir / entry["file"])
-            items.append({"source": "blind", "name": Path(entry["file"]).stem, "audio": audio} | entry)
+            name = Path(entry["file"]).stem
+            items.append({"source": "blind", "name": name, "language": "fr"} | entry | {"audio": audio})
     return [item for item in items if item["set"] in set(sets)]
 
 
@@ -155,21 +164,24 @@ class PlainWhisper:
             local_files_only=True,
         )
 
-    def __call__(self, audio: Any) -> str:
+    def __call__(self, audio: Any, language: str = "") -> str:
         segments, _info = self.model.transcribe(
-            audio, language=self.options.language, beam_size=self.options.beam_size, condition_on_previous_text=False
+            audio,
+            language=language or self.options.language,
+            beam_size=self.options.beam_size,
+            condition_on_previous_text=False,
         )
         return " ".join(s.text.strip() for s in segments).strip()
 
 
-def transcribe_chunks(plain: PlainWhisper, audio: Any) -> str:
+def transcribe_chunks(plain: PlainWhisper, audio: Any, language: str = "") -> str:
     """The `chunks` mode: faster-whisper's own VAD cuts, each chunk decoded alone by `WhisperModel.transcribe`."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     speech = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=100, speech_pad_ms=100))
     texts = []
     for start, end in chunk_bounds(speech, len(audio), 3 * 16000, 1600):
-        texts.append(plain(audio[start:end]))
+        texts.append(plain(audio[start:end], language))
     return " ".join(t for t in texts if t)
 
 
@@ -202,18 +214,19 @@ def run_mode(
     rows = []
     for item in items:
         audio = item["audio"]
+        language = item["language"]
         speech_end = vad_speech_end(audio, vad, options)
         if plain is not None:
             started = time.perf_counter()
-            text = plain(audio) if mode == "plain" else transcribe_chunks(plain, audio)
+            text = plain(audio, language) if mode == "plain" else transcribe_chunks(plain, audio, language)
             compute = after_speech = time.perf_counter() - started
         else:
             assert transcriber is not None  # noqa: S101 - the pipeline mode loads it
             compute_s = 0.0
 
-            def timed(a: Any, decode: Any = transcriber.transcribe) -> Any:
+            def timed(a: Any, decode: Any = transcriber.transcribe, language: str = language) -> Any:
                 nonlocal compute_s
-                result = decode(a)
+                result = decode(a, language)
                 compute_s += result.processing_s
                 return result
 
@@ -228,7 +241,12 @@ def run_mode(
                     partials.append((time.perf_counter(), event.text))
 
             session = VoiceSession(
-                source, timed, options, on_event=on_event, vad=vad, transcribe_tentative=timed_tentative
+                source,
+                timed,
+                options,
+                on_event=on_event,
+                vad=vad,
+                transcribe_tentative=timed_tentative,
             )
             final = session.run()
             text, compute = final.text, compute_s
@@ -246,6 +264,7 @@ def run_mode(
                 "name": item["name"],
                 "duration_s": round(len(audio) / 16000, 3),
                 "reference": item["text"],
+                "language": language,
                 "text": text,
                 "speech_end_s": None if speech_end is None else round(speech_end, 3),
                 "latency_after_speech_s": round(after_speech, 4),
@@ -281,6 +300,16 @@ def vad_speech_end(audio: Any, vad: Any, options: Any) -> float | None:
     return (last + 1) * FRAME_S if last >= 0 else None
 
 
+def corpus_wer(rows: list[dict[str, Any]]) -> float:
+    """Word error rate over rows, each normalised in its own language (digits spelled in it)."""
+    errors = words = 0
+    for row in rows:
+        reference = normalize(row["reference"], row["language"])
+        errors += edit_distance(reference, normalize(row["text"], row["language"]))
+        words += len(reference)
+    return errors / words if words else 0.0
+
+
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     """WER per source and set and per corpus, latency after speech, phantoms, real-time factor, peak RSS."""
     rows = result["rows"]
@@ -293,7 +322,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     for key, members in sorted(groups.items()):
         set_name = key.split("/")[1]
         if set_name in WER_SETS:
-            summary["wer"][key] = round(wer((r["reference"], r["text"]) for r in members), 4)
+            summary["wer"][key] = round(corpus_wer(members), 4)
         if set_name in LATENCY_SETS and key.count("/") == 1:
             latencies = [r["latency_after_speech_s"] for r in members]
             summary["latency_after_speech_p50_s"][key] = round(statistics.median(latencies), 3)

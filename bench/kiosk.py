@@ -322,16 +322,28 @@ def taps_child(config: Path, cycles: int, node: Path | None = None) -> None:
 # -- the parent: runs, table, JSON ------------------------------------------------------------------
 
 
-def monologue_wav(directory: Path) -> tuple[Path, float]:
-    """The first monologue of the speech benchmark's verify half, as a 16-bit WAV file, and its length."""
-    from bench.speech_blind import to_pcm16, write_wav
-    from bench.speech_sets import fixtures, manifest, monologues, split
+VISIT_LANGUAGES = ("fr", "en", "es")
 
-    clips_dir = fixtures("fr_speech")
-    item = monologues("verify", split(manifest(clips_dir))["verify"], clips_dir)[0]  # not the noisy sets too
-    path = directory / f"{item.name}.wav"
-    write_wav(path, to_pcm16(item.audio))
-    return path, item.duration_s
+
+def comment_wav(directory: Path, language: str) -> tuple[Path, float]:
+    """A long spoken comment as a 16-bit WAV file, and its length: in French the first three monologues of
+    the speech benchmark's verify half (over a minute: the session listens up to its limit, 60 s), in English
+    or Spanish the five FLEURS clips of that language, one after the other with breath pauses."""
+    from bench.speech_blind import to_pcm16, write_wav
+    from bench.speech_mix import join_with_gaps
+    from bench.speech_sets import fixtures, manifest, monologues, read_wav, split
+
+    if language == "fr":
+        clips_dir = fixtures("fr_speech")
+        parts = [i.audio for i in monologues("verify", split(manifest(clips_dir))["verify"], clips_dir)[:3]]
+    else:
+        clips_dir = fixtures("multi_speech")
+        parts = [read_wav(clips_dir / c["file"]) for c in manifest(clips_dir) if c["language"] == language]
+    audio = join_with_gaps(parts, [0.4] * (len(parts) - 1), 0.5)
+    path = directory / f"comment_{language}.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_wav(path, to_pcm16(audio))
+    return path, len(audio) / 16000
 
 
 def peak_rss_of_run(command: list[str], env: dict[str, str], log: Path) -> float:
@@ -346,18 +358,21 @@ def peak_rss_of_run(command: list[str], env: dict[str, str], log: Path) -> float
     return usage.ru_maxrss / 1024  # Linux: KiB
 
 
-def measure_visit(config: Path, bundle: Path, work: Path) -> dict[str, Any]:
-    """Peak RSS of a kiosk visit with a spoken comment, and of the voice pipeline alone on the same speech."""
-    wav, seconds = monologue_wav(work / "speech")
+def measure_visit(bundle: Path, work: Path, language: str) -> dict[str, Any]:
+    """Peak RSS of a kiosk visit in `language` with a long spoken comment, and of the voice pipeline alone
+    on the same speech."""
+    config = write_config(work / f"visit-{language}", bundle, voice=True, input_device=None)
+    wav, seconds = comment_wav(work / "speech", language)
     env = child_environment(None, work / "kivy")
-    visit = [*kiosk_command(config), "--demo", "--offscreen", "--demo-wav", str(wav)]
-    alone = [BORNE, "transcribe", "--model", str(bundle), "--realtime", str(wav)]
-    kiosk_peak = peak_rss_of_run(visit, env, work / "visit.log")
+    visit = [*kiosk_command(config), "--demo", "--offscreen", "--demo-wav", str(wav), "--demo-language", language]
+    alone = [BORNE, "transcribe", "--model", str(bundle), "--realtime", "--language", language, str(wav)]
+    kiosk_peak = peak_rss_of_run(visit, env, work / f"visit-{language}.log")
     return {
+        "language": language,
         "speech_s": round(seconds, 1),
         "kiosk_visit_peak_rss_mb": round(kiosk_peak, 1),
         "comment_words": comment_words(config.parent / "outbox.db"),
-        "transcribe_peak_rss_mb": round(peak_rss_of_run(alone, env, work / "transcribe.log"), 1),
+        "transcribe_peak_rss_mb": round(peak_rss_of_run(alone, env, work / f"transcribe-{language}.log"), 1),
     }
 
 
@@ -614,16 +629,19 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
             "taps": measure_taps(taps_config, cycles, work, taps_node),
             "taps_polling": measure_taps(taps_polling_config, cycles, work, None),
         }
-        click.echo("kiosk: one visit with a spoken comment, and the same speech through borne transcribe …", err=True)
-        visit = measure_visit(write_config(work / "visit", bundle, voice=True, input_device=None), bundle, work)
+        visits = []
+        for language in VISIT_LANGUAGES:
+            click.echo(f"kiosk: a visit in {language} with a long spoken comment, then borne transcribe …", err=True)
+            visits.append(measure_visit(bundle, work, language))
     subjects = [kiosk_subject, polling_subject, plain_60, plain_10]
     summaries = {key: summarise_taps(run["samples"]) for key, run in taps_runs.items()}
     print_table(subjects, summaries)
-    click.echo(
-        f"visit with a {visit['speech_s']:.0f} s spoken comment ({visit['comment_words']} words stored): kiosk peak "
-        f"{visit['kiosk_visit_peak_rss_mb']:.0f} MB; "
-        f"the same speech through borne transcribe (no UI): peak {visit['transcribe_peak_rss_mb']:.0f} MB"
-    )
+    for visit in visits:
+        click.echo(
+            f"visit in {visit['language']} with a {visit['speech_s']:.0f} s spoken comment ({visit['comment_words']} "
+            f"words stored): kiosk peak {visit['kiosk_visit_peak_rss_mb']:.0f} MB; the same speech through "
+            f"borne transcribe (no UI): peak {visit['transcribe_peak_rss_mb']:.0f} MB"
+        )
     report = {
         "benchmark": "kiosk",
         "command": "borne bench kiosk " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "borne bench kiosk",
@@ -631,7 +649,7 @@ def kiosk(bundle: Path, starts: int, idle_seconds: float, cycles: int, out: Path
         "rendering": f"SDL_VIDEODRIVER=offscreen, {WIDTH}x{HEIGHT}",
         "idle_seconds": idle_seconds,
         "subjects": [{**asdict(subject), "start_s": subject.start_s} for subject in subjects],
-        "visit": visit,
+        "visits": visits,
         **{
             key: {
                 **summaries[key],

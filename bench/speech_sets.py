@@ -57,7 +57,7 @@ def fixtures(name: str) -> Path:
 
 Half = Literal["tune", "verify"]
 HALVES: tuple[Half, ...] = ("tune", "verify")
-SETS = ("clips", "monologues", "noisy", "non_speech")
+SETS = ("clips", "monologues", "noisy", "non_speech", "languages")
 SEEDS = {"tune": 11, "verify": 23}
 MONOLOGUES_PER_CORPUS = {"asterisk": 4, "other": 4}
 MONOLOGUE_S = (20.0, 40.0)
@@ -79,6 +79,7 @@ class Item:
     corpus: str
     text: str
     audio: Audio
+    language: str = "fr"
 
     @property
     def duration_s(self) -> float:
@@ -209,8 +210,25 @@ def non_speech(half: Half, babble: list[Audio]) -> list[Item]:
     ]
 
 
+def visit_languages(clips_dir: Path | None = None) -> list[Item]:
+    """The English and Spanish FLEURS clips, each with its language: speech of a visit in another language
+    (nothing was tuned on them, so the set is not split)."""
+    clips_dir = clips_dir or fixtures("multi_speech")
+    return [
+        Item(
+            Path(c["file"]).stem,
+            "languages",
+            f"fleurs_{c['language']}",
+            c["text"],
+            read_wav(clips_dir / c["file"]),
+            c["language"],
+        )
+        for c in manifest(clips_dir)
+    ]
+
+
 def build(half: Half, clips_dir: Path | None = None, babble_dir: Path | None = None) -> list[Item]:
-    """Every item of one half, in set order: clips, monologues, noisy, non_speech."""
+    """Every item of one half, in set order: clips, monologues, noisy, non_speech, then the visit languages."""
     clips_dir = clips_dir or fixtures("fr_speech")
     chosen = split(manifest(clips_dir))[half]
     clips = [
@@ -220,7 +238,7 @@ def build(half: Half, clips_dir: Path | None = None, babble_dir: Path | None = N
     monos = monologues(half, chosen, clips_dir)
     babble = babble_sources(babble_dir)
     noisy = [in_lobby(item, babble, SEEDS[half] * 100 + i) for i, item in enumerate(clips + monos)]
-    return clips + monos + noisy + non_speech(half, babble)
+    return clips + monos + noisy + non_speech(half, babble) + visit_languages()
 
 
 def summary(items: Iterable[Item]) -> dict[str, dict[str, float]]:
@@ -232,8 +250,20 @@ def summary(items: Iterable[Item]) -> dict[str, dict[str, float]]:
         row = out.setdefault(item.set, {"items": 0, "seconds": 0.0, "words": 0})
         row["items"] += 1
         row["seconds"] = round(row["seconds"] + item.duration_s, 1)
-        row["words"] += len(normalize(item.text))
+        row["words"] += len(normalize(item.text, item.language))
     return out
 
 
-__all__ = ["HALVES", "SETS", "Item", "build", "corpus_of", "in_lobby", "manifest", "split", "summary", "trim"]
+__all__ = [
+    "HALVES",
+    "SETS",
+    "Item",
+    "build",
+    "corpus_of",
+    "in_lobby",
+    "manifest",
+    "split",
+    "summary",
+    "trim",
+    "visit_languages",
+]

@@ -155,25 +155,43 @@ class WhisperTranscriber:
             str(bundle_dir), device="cpu", compute_type=compute_type, intra_threads=options.threads, inter_threads=1
         )
         self.vocabulary = Vocabulary.load(bundle_dir)
-        self.prompt: list[int] = self.vocabulary.sot_sequence(options.language, timestamps=False)
-        self.timestamps_prompt: list[int] = self.vocabulary.sot_sequence(options.language, timestamps=True)
+        # Prompts per language (without and with timestamps), made now: a language the model lacks is an
+        # error at load, not during a visit.
+        self._prompts = {
+            language: (
+                self.vocabulary.sot_sequence(language, timestamps=False),
+                self.vocabulary.sot_sequence(language, timestamps=True),
+            )
+            for language in dict.fromkeys((options.language, *options.languages))
+        }
         self._lock = threading.Lock()
         release_freed_memory()
         logger.info("Whisper loaded from %s (%s, %d threads)", bundle_dir, compute_type, options.threads)
 
     # -- the pipeline's path ------------------------------------------------------------------------
 
-    def transcribe(self, audio: FloatArray) -> PhraseResult:
-        """Transcribe one phrase (16 kHz mono float32, at most 30 s)."""
-        return self._transcribe(audio, wide_fallback=True)
+    def transcribe(self, audio: FloatArray, language: str = "") -> PhraseResult:
+        """Transcribe one phrase (16 kHz mono float32, at most 30 s) spoken in `language` (one of the options'
+        `languages`; by default their `language`)."""
+        return self._transcribe(audio, wide_fallback=True, language=language)
 
-    def transcribe_tentative(self, audio: FloatArray) -> PhraseResult:
+    def transcribe_tentative(self, audio: FloatArray, language: str = "") -> PhraseResult:
         """A speculative transcription: never the wide fallback window, whose cost (time and tens of MB of
         memory) only the real phrase may spend; a result still degenerate comes back `settled=False`."""
-        return self._transcribe(audio, wide_fallback=False)
+        return self._transcribe(audio, wide_fallback=False, language=language)
 
-    def _transcribe(self, audio: FloatArray, *, wide_fallback: bool) -> PhraseResult:
+    def prompts(self, language: str = "") -> tuple[list[int], list[int]]:
+        """The start of the decoder's prompt for `language`, without then with timestamps."""
+        try:
+            return self._prompts[language or self.options.language]
+        except KeyError:
+            raise ValueError(
+                f"the transcriber was not set up for language {language!r}: add it to [voice] languages"
+            ) from None
+
+    def _transcribe(self, audio: FloatArray, *, wide_fallback: bool, language: str = "") -> PhraseResult:
         started = time.perf_counter()
+        prompt, timestamps_prompt = self.prompts(language)
         np = require("numpy")
         from edge_models.features import log_mel  # numpy at import: loaded with the voice extra, not with this module
 
@@ -197,7 +215,7 @@ class WhisperTranscriber:
             for n, (window, penalty) in enumerate(attempts):
                 if window not in encoded:
                     encoded[window] = self._encode(features, content, window)
-                result = self._generate(encoded[window], duration, penalty)
+                result = self._generate(encoded[window], prompt, duration, penalty)
                 degenerate = self._degenerate(result)
                 if not degenerate:
                     break
@@ -206,7 +224,7 @@ class WhisperTranscriber:
             if not degenerate and self._may_have_lost_its_end(result[0], duration):
                 # Without timestamps Whisper sometimes ends the text at a pause inside the phrase and
                 # drops the speech after it; with timestamps it goes on segment by segment.
-                again = self._generate(encoded[window], duration, 1.0, prompt=self.timestamps_prompt)
+                again = self._generate(encoded[window], timestamps_prompt, duration, 1.0)
                 if not self._degenerate(again) and len(again[0].split()) >= LOST_END_GAIN * len(result[0].split()):
                     result = again
         return PhraseResult(
@@ -245,12 +263,7 @@ class WhisperTranscriber:
         return self.model.encode(ctranslate2.StorageView.from_array(batch))
 
     def _generate(
-        self,
-        encoder_output: Any,
-        duration: float,
-        repetition_penalty: float = 1.0,
-        *,
-        prompt: list[int] | None = None,
+        self, encoder_output: Any, prompt: list[int], duration: float, repetition_penalty: float = 1.0
     ) -> tuple[str, float, float, bool]:
         # CTranslate2's Whisper decoder emits at most about max_length / 2 new tokens (measured:
         # max_length 20 gives 10 tokens), which is how faster-whisper's 448 yields Whisper's 224.
@@ -258,7 +271,7 @@ class WhisperTranscriber:
         max_length = min(MAX_TARGET_POSITIONS, 2 * budget + 2)
         result = self.model.generate(
             encoder_output,
-            [prompt or self.prompt],
+            [prompt],
             beam_size=self.options.beam_size,
             max_length=max_length,
             return_scores=True,

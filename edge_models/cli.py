@@ -97,6 +97,9 @@ def _advance(bar: Any) -> Callable[[int], None]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="CPU threads for Whisper.")
 @click.option("--beam-size", type=click.IntRange(1, 10), default=None, help="Beam search width.")
+@click.option(
+    "--language", default=None, help="Language spoken in the files: fr, en or es (default: [voice] language)."
+)
 def transcribe(
     files: tuple[Path, ...],
     model_dir: Path | None,
@@ -106,6 +109,7 @@ def transcribe(
     as_json: bool,
     threads: int | None,
     beam_size: int | None,
+    language: str | None,
 ) -> None:
     """Transcribe WAV FILES with the kiosk's voice pipeline (VAD, phrases, Whisper, guard).
 
@@ -122,7 +126,7 @@ def transcribe(
     from edge_models.pipeline import VoiceSession
     from edge_models.vad import SileroVad
 
-    options = voice_options(config_path, models_dir=models_dir, threads=threads, beam_size=beam_size)
+    options = voice_options(config_path, models_dir=models_dir, threads=threads, beam_size=beam_size, language=language)
     bundle = model_dir or options.model_dir
     try:
         transcriber = WhisperTranscriber(bundle, options)

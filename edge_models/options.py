@@ -14,6 +14,7 @@ DEFAULT_MODELS_DIR = Path("/var/lib/borne/models")
 DEFAULT_MODEL_NAME = "whisper-base"
 SAMPLE_RATE = 16000  # what Whisper and Silero VAD expect
 FRAME_SAMPLES = 512  # one Silero VAD v6 frame: 32 ms at 16 kHz
+SPOKEN_LANGUAGES = ("fr", "en", "es")  # what a visit may speak: the moderation has word lists for these
 
 # Phrases Whisper is known to invent on silence or noise (subtitle credits learned from its
 # training data). Compared after normalisation (lower case, no punctuation, no accents).
@@ -170,7 +171,17 @@ class VoiceOptions(BaseModel):
 
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="Bundle name under models_dir (a directory).")
     models_dir: Path = Field(DEFAULT_MODELS_DIR, description="Directory holding the installed model bundles.")
-    language: str = Field("fr", min_length=2, description="Language forced on Whisper (no detection).")
+    language: str = Field(
+        "fr",
+        min_length=2,
+        description="Language Whisper transcribes in (no detection), and a visit's in a language not in `languages`.",
+    )
+    languages: tuple[str, ...] = Field(
+        SPOKEN_LANGUAGES,
+        min_length=1,
+        description="Languages a visit may speak in: a visit in one of them is transcribed and moderated in it "
+        f"(each needs the model's language token and moderation word lists: {', '.join(SPOKEN_LANGUAGES)}).",
+    )
     # One thread: Whisper's decoder runs many small steps, and a second thread cost more in
     # synchronisation than it gave (decoding 2-3x slower on the 2-core host, docs/voice.md).
     threads: int = Field(
@@ -223,6 +234,15 @@ class VoiceOptions(BaseModel):
     segmenter: SegmenterOptions = Field(default_factory=SegmenterOptions, description="Phrases and sessions.")
     guard: GuardOptions = Field(default_factory=GuardOptions, description="Hallucination guard.")
 
+    @model_validator(mode="after")
+    def _languages_known(self) -> VoiceOptions:
+        unknown = [code for code in (self.language, *self.languages) if code not in SPOKEN_LANGUAGES]
+        if unknown:
+            raise ValueError(
+                f"no speech support for {', '.join(unknown)}: languages are among {', '.join(SPOKEN_LANGUAGES)}"
+            )
+        return self
+
     @property
     def model_dir(self) -> Path:
         """Directory of the bundle this configuration uses."""
@@ -235,6 +255,7 @@ __all__ = [
     "DEFAULT_PHANTOM_PHRASES",
     "FRAME_SAMPLES",
     "SAMPLE_RATE",
+    "SPOKEN_LANGUAGES",
     "GuardOptions",
     "SegmenterOptions",
     "VadOptions",

@@ -22,6 +22,7 @@ in flight); they are zeroed as soon as they are used and when the session ends.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -163,9 +164,19 @@ class VoiceSession:
         options: VoiceOptions,
         on_event: Callable[[VoiceEvent], None] | None = None,
         vad: SileroVad | None = None,
+        language: str = "",
     ) -> VoiceSession:
-        """A session decoding with `transcriber` (its speculative decodings never take the full window)."""
-        return cls(source, transcriber.transcribe, options, on_event, vad, transcriber.transcribe_tentative)
+        """A session decoding `language` (by default the options') with `transcriber` (its speculative
+        decodings never take the full window)."""
+        transcriber.prompts(language)  # a language it was not set up for fails here, not on the first phrase
+        return cls(
+            source,
+            functools.partial(transcriber.transcribe, language=language),
+            options,
+            on_event,
+            vad,
+            functools.partial(transcriber.transcribe_tentative, language=language),
+        )
 
     def stop(self) -> None:
         """End the session now (the citizen tapped "done"); phrases already heard are transcribed."""

@@ -1,8 +1,8 @@
 """Word error rate with the normalisation the speech fixtures' README prescribes.
 
-Both sides: lower case, apostrophes, hyphens and punctuation to spaces, digits written out as French
-words (num2words, lang="fr", a dev dependency). Shared by the self-test (`borne provision check`), the
-tests and the benchmarks.
+Both sides: lower case, apostrophes, hyphens and punctuation to spaces, digits written out as words of
+the speech's language (num2words, French by default, a dev dependency). Shared by the self-test
+(`borne provision check`), the tests and the benchmarks.
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 
 
-def _spell(match: re.Match[str]) -> str:
+def _spell(match: re.Match[str], language: str) -> str:
     from num2words import num2words  # type: ignore[import-untyped]
 
     raw = match.group(0).replace(",", ".")
     value: float | int = float(raw) if "." in raw else int(raw)
-    return f" {num2words(value, lang='fr')} "
+    return f" {num2words(value, lang=language)} "
 
 
-def normalize(text: str) -> list[str]:
+def normalize(text: str, language: str = "fr") -> list[str]:
     """Words of `text` after the fixtures' normalisation (ImportError without num2words if it holds digits)."""
     text = unicodedata.normalize("NFC", text).lower()
-    text = _NUMBER.sub(_spell, text)
+    text = _NUMBER.sub(lambda match: _spell(match, language), text)
     text = _NON_WORD.sub(" ", text.replace("_", " "))
     return text.split()
 
@@ -42,13 +42,13 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
     return previous[-1]
 
 
-def wer(pairs: Iterable[tuple[str, str]]) -> float:
-    """Corpus word error rate (errors / reference words) over (reference, hypothesis) pairs."""
+def wer(pairs: Iterable[tuple[str, str]], language: str = "fr") -> float:
+    """Corpus word error rate (errors / reference words) over (reference, hypothesis) pairs in `language`."""
     errors = 0
     words = 0
     for ref, hyp in pairs:
-        r = normalize(ref)
-        errors += edit_distance(r, normalize(hyp))
+        r = normalize(ref, language)
+        errors += edit_distance(r, normalize(hyp, language))
         words += len(r)
     return errors / words if words else 0.0
 

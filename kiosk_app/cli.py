@@ -83,6 +83,11 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
     help="The WAV file heard in --demo, at real-time pace.",
 )
 @click.option(
+    "--demo-language",
+    default=None,
+    help="The language the scripted demo visit chooses by its flag (one of [kiosk] languages; default the first).",
+)
+@click.option(
     "--screenshots",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -104,6 +109,7 @@ def kiosk(
     config_path: Path | None,
     demo: bool,
     demo_wav: Path | None,
+    demo_language: str | None,
     screenshots: Path | None,
     size: tuple[int, int] | None,
     offscreen: bool,
@@ -113,10 +119,20 @@ def kiosk(
     from kiosk_app.ui.env import has_display
     from kiosk_app.ui.launch import DemoResult, run_kiosk
 
-    for flag, given in (("--demo-wav", demo_wav), ("--screenshots", screenshots), ("--offscreen", offscreen)):
+    for flag, given in (
+        ("--demo-wav", demo_wav),
+        ("--demo-language", demo_language),
+        ("--screenshots", screenshots),
+        ("--offscreen", offscreen),
+    ):
         if given and not demo:
             raise click.UsageError(f"{flag} needs --demo")
     settings = load_settings(KioskSettings, config_path)
+    if demo_language is not None and demo_language not in settings.kiosk.languages:
+        raise click.BadParameter(
+            f"{demo_language!r} is not one of [kiosk] languages ({', '.join(settings.kiosk.languages)})",
+            param_hint="--demo-language",
+        )
     if demo and config_path is None:
         settings = _demo_settings(settings)
     scripted = demo and (offscreen or not has_display())
@@ -133,7 +149,7 @@ def kiosk(
     def demo_session(app: Any) -> Any:
         from kiosk_app.ui.demo import demo_script  # imports Kivy: only once run_kiosk has prepared it
 
-        return demo_script(app, screenshots, result)
+        return demo_script(app, screenshots, result, language=demo_language)
 
     with open_outbox(settings.outbox.path, settings.outbox.busy_timeout_s) as outbox:
         outcome = run_kiosk(

@@ -12,7 +12,7 @@ from sync_agent.contract import MAX_COMMENT_CHARS, Comment
 
 def moderated_comment(text: str, *, language: str, asr_model: str, confidence: float) -> Comment | None:
     """The comment to show for review, or None when nothing remains once moderated."""
-    result = moderate(text)
+    result = moderate(text, language)
     cleaned = " ".join(result.text.split())
     if not cleaned:
         return None

@@ -243,12 +243,16 @@ class VoiceRuntime:
         on_event: Callable[[VoiceEvent], None],
         on_level: LevelCallback,
         muted: Callable[[], bool] = lambda: False,
+        language: str = "",
     ) -> VoiceSession:
-        """A session on the configured input; `muted()` (asked per block) drops what the kiosk hears of itself."""
+        """A session on the configured input, transcribing `language` (by default `[voice] language`);
+        `muted()` (asked per block) drops what the kiosk hears of itself."""
         if self._transcriber is None:
             raise RuntimeError("the speech model is not loaded")
         source = MeteredSource(self.audio.make(), on_level, muted=muted)
-        return VoiceSession.of(source, self._transcriber, self.options, on_event=on_event, vad=self._vad)
+        return VoiceSession.of(
+            source, self._transcriber, self.options, on_event=on_event, vad=self._vad, language=language
+        )
 
 
 class LevelTest:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from edge_models.moderation import moderate
+from edge_models.options import VoiceOptions
 from edge_models.pipeline import FinalText, MicStatus, PartialText, Quiet, VoiceEvent, VoiceSession
 from kiosk_app.comments import moderated_comment
 from sync_agent.contract import Comment
@@ -21,6 +22,12 @@ logger = logging.getLogger(__name__)
 
 Post = Callable[[Callable[[], object]], object]
 SessionFactory = Callable[[Callable[[VoiceEvent], None]], VoiceSession]
+
+
+def speech_language(visit_language: str, options: VoiceOptions) -> str:
+    """The language a visit's speech is transcribed and moderated in: the visit's own if the terminal hears
+    it (`[voice] languages`), else the voice default (`[voice] language`), which the offer screen says."""
+    return visit_language if visit_language in options.languages else options.language
 
 
 class VoiceListener:
@@ -74,7 +81,7 @@ class VoiceListener:
 
     def _event(self, event: VoiceEvent) -> None:
         if isinstance(event, PartialText):
-            shown = moderate(event.text).text  # the citizen sees what would be sent
+            shown = moderate(event.text, self._language).text  # the citizen sees what would be sent
             self._post(lambda: self._on_partial(shown))
         elif isinstance(event, MicStatus):
             self._post(lambda: self._on_microphone(event))

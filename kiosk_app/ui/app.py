@@ -51,7 +51,7 @@ from kiosk_app.ui.screens import (
     ThanksScreen,
     VoiceOfferScreen,
 )
-from kiosk_app.voice import VoiceListener
+from kiosk_app.voice import VoiceListener, speech_language
 from sync_agent.contract import Comment, ComponentState, Record, RecordDraft
 from sync_agent.outbox import Outbox
 
@@ -253,10 +253,22 @@ class KioskApp(App):  # type: ignore[misc]
     def tr(self, key: str, language: str | None = None) -> str:
         return self.translator.text(key, language or self.language)
 
+    def speech_note(self, language: str) -> str:
+        """In the UI language: which language to speak in, or that speech is understood only in the voice
+        default's when the terminal does not hear the visit's."""
+        heard = speech_language(language, self.settings.voice)
+        key = "voice_offer.speak_in" if heard == language else "voice_offer.only_in"
+        return self.tr(key, language).format(language=self.tr(f"language.{heard}", language))
+
     def choose_language(self, language: str) -> None:
         if self.flow.choose_language(language) and self.flow.state == State.RATING:
             self.language = language
             self.current_screen.refresh()
+
+    def test_speaker(self) -> None:
+        """The technician's speaker test: a sentence in the read-aloud voice."""
+        if self.speaker is not None and self.read_aloud_available:
+            self.speaker.say(self.tr("tech.speaker_sample"), self.language)
 
     def read_current_screen(self) -> None:
         if self.speaker is not None and self.read_aloud_available:
@@ -375,10 +387,11 @@ class KioskApp(App):  # type: ignore[misc]
         def level(value: float) -> None:
             self._post_level(lambda: current(self._show_level)(value))
 
+        language = speech_language(self.flow.session.language, self.settings.voice)
         listener = VoiceListener(
-            lambda on_event: self.runtime.make_session(on_event, level, muted=self.hearing_itself),
+            lambda on_event: self.runtime.make_session(on_event, level, muted=self.hearing_itself, language=language),
             asr_model=self.settings.voice.model_name,
-            language=self.settings.voice.language,
+            language=language,
             post=self._post,
             on_partial=current(self._voice_partial),
             on_final=current(self._voice_final),

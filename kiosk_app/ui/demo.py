@@ -14,6 +14,7 @@ from pathlib import Path
 from kiosk_app.flow import State
 from kiosk_app.ui.app import TECHNICIAN, TECHNICIAN_GATE, KioskApp
 from kiosk_app.ui.launch import DemoResult
+from kiosk_app.ui.screens.base import FlagButton
 from kiosk_app.ui.script import Script, pause, screenshot, until
 from kiosk_app.ui.touch import tap, tap_at
 from kiosk_app.ui.widgets import CardButton, KioskButton
@@ -32,6 +33,13 @@ def find_button(app: KioskApp, text: str) -> KioskButton:
     raise LookupError(f"no button {text!r} on the {app.manager.current} screen")
 
 
+def flag_button(app: KioskApp, language: str) -> FlagButton:
+    for widget in app.current_screen.walk():
+        if isinstance(widget, FlagButton) and widget.language == language:
+            return widget
+    raise LookupError(f"no {language!r} flag on the {app.manager.current} screen")
+
+
 def rating_card(app: KioskApp, rating: Rating) -> CardButton:
     for widget in app.current_screen.walk():
         if isinstance(widget, CardButton) and getattr(widget, "rating", None) == int(rating):
@@ -40,7 +48,11 @@ def rating_card(app: KioskApp, rating: Rating) -> CardButton:
 
 
 def demo_script(
-    app: KioskApp, screenshots: Path | None, result: DemoResult, rating: Rating = Rating.SATISFIED
+    app: KioskApp,
+    screenshots: Path | None,
+    result: DemoResult,
+    rating: Rating = Rating.SATISFIED,
+    language: str | None = None,
 ) -> Script:
     def shot(name: str) -> None:
         if screenshots is not None:
@@ -55,6 +67,11 @@ def demo_script(
     tap_at(app.manager.width / 2, app.manager.height / 2)
     yield until(lambda: at(State.RATING), "the rating screen")
     yield pause(SETTLE_S)
+    if language is not None and language != app.language:
+        yield pause(app.settings.kiosk.debounce_s)
+        tap(flag_button(app, language))
+        yield until(lambda: app.language == language, f"the {language} interface")
+        yield pause(SETTLE_S)
     shot("rating")
     yield pause(app.settings.kiosk.debounce_s)
     tap(rating_card(app, rating))

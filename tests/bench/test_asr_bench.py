@@ -34,8 +34,9 @@ def test_chunks_close_at_the_first_pause_after_three_seconds() -> None:
 def test_the_summary_reports_wer_per_set_and_corpus_latency_and_phantoms() -> None:
     from bench.asr import summarise, table
 
-    def row(set_: str, corpus: str, ref: str, hyp: str, latency: float) -> dict[str, object]:
+    def row(set_: str, corpus: str, ref: str, hyp: str, latency: float, language: str = "fr") -> dict[str, object]:
         return {
+            "language": language,
             "source": "verify",
             "set": set_,
             "corpus": corpus,
@@ -53,10 +54,12 @@ def test_the_summary_reports_wer_per_set_and_corpus_latency_and_phantoms() -> No
         row("monologues", "asterisk", "bonjour madame", "bonjour madame", 0.5),
         row("non_speech", "synthetic", "", "merci d'avoir regardé", 0.0),
         row("non_speech", "synthetic", "", "", 0.0),
+        row("languages", "fleurs_en", "25 years", "twenty-five years", 0.0, "en"),  # digits in its own language
     ]
     summary = summarise({"rows": rows, "peak_rss_mb": 300.0})
     assert summary["wer"]["verify/clips"] == round(1 / 6, 4)
     assert summary["wer"]["verify/clips/fleurs"] == 0.5 and summary["wer"]["verify/clips/asterisk"] == 0.0
+    assert summary["wer"]["verify/languages/fleurs_en"] == 0.0
     assert summary["latency_after_speech_p95_s"]["verify/clips"] == 0.59
     assert "verify/non_speech" not in summary["wer"]
     assert summary["phantoms"]["verify/non_speech"] == ["non_speech-synthetic-"]

@@ -103,3 +103,12 @@ def _silent_runs(audio: np.ndarray) -> list[int]:
             runs.append(run)
             run = 0
     return [r for r in runs if r > 160]  # pauses, not zero crossings
+
+
+def test_the_visit_languages_are_the_english_and_spanish_clips_with_their_language() -> None:
+    from bench.speech_sets import visit_languages
+
+    items = visit_languages()
+    assert sorted({(i.language, i.corpus) for i in items}) == [("en", "fleurs_en"), ("es", "fleurs_es")]
+    assert len(items) == 10 and all(i.set == "languages" and i.text and i.duration_s > 3 for i in items)
+    assert normalize("25 to 30 year", "en") == ["twenty", "five", "to", "thirty", "year"]

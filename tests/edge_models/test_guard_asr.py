@@ -131,6 +131,18 @@ def test_options_are_frozen_strict_and_documented() -> None:
     assert VoiceOptions.model_validate({"segmenter": {"pause_s": 0.8}}).segmenter.pause_s == 0.8
 
 
+def test_only_languages_with_moderation_lists_can_be_heard() -> None:
+    from edge_models.moderation.insults import LANGUAGES
+    from edge_models.options import SPOKEN_LANGUAGES
+
+    assert set(SPOKEN_LANGUAGES) == set(LANGUAGES)
+    assert VoiceOptions(languages=("fr", "es")).languages == ("fr", "es")
+    with pytest.raises(ValidationError, match=r"no speech support for de: languages are among fr, en, es"):
+        VoiceOptions(languages=("fr", "de"))
+    with pytest.raises(ValidationError, match=r"no speech support for it"):
+        VoiceOptions(language="it")
+
+
 def result(text: str) -> PhraseResult:
     return PhraseResult(text, -0.2, 0.0, 1.0, 1.0, 0.01, False)
 

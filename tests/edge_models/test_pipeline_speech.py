@@ -367,3 +367,24 @@ def test_a_four_second_pause_to_think_does_not_end_the_comment(transcriber: Any,
     )
     cut = VoiceSession(SyntheticSource(audio), transcriber.transcribe, two_and_a_half, vad=vad).run()
     assert "conférence" not in set(normalize(cut.text))  # the former 2.5 s ended the comment at the pause
+
+
+def test_a_session_transcribes_in_the_language_it_is_given(transcriber: Any, vad: Any, voice_options: Any) -> None:
+    import json
+
+    from tests.conftest import SPEECH_DIR
+
+    clips = SPEECH_DIR.parent / "multi_speech"
+    manifest = [json.loads(line) for line in (clips / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    for language in ("en", "es"):
+        clip = next(c for c in manifest if c["language"] == language)
+        audio = read_wav(clips / clip["file"])
+
+        def heard(in_language: str, audio: np.ndarray = audio) -> str:
+            source = SyntheticSource(audio, realtime=False)
+            return VoiceSession.of(source, transcriber, voice_options, vad=vad, language=in_language).run().text
+
+        assert wer([(clip["text"], heard(language))], language) < 0.25
+        assert wer([(clip["text"], heard("fr"))], language) > 0.5  # the same speech forced into French
+    with pytest.raises(ValueError, match=r"not set up for language 'de': add it to \[voice\] languages"):
+        transcriber.prompts("de")

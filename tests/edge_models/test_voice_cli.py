@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from borne_cli.main import cli
+from tests.conftest import SPEECH_DIR
 from tests.edge_models.conftest import speech_clips
 from tests.edge_models.test_bundles import make_model_dir
 
@@ -128,6 +129,15 @@ def test_transcribe_plain_text_output(runner: CliRunner, whisper_bundle: Path) -
     assert res.exit_code == 0, res.output
     assert res.output.startswith(f"{clip['path']}: ")
     assert "numéro" in res.output
+
+
+def test_transcribe_in_another_language(runner: CliRunner, whisper_bundle: Path) -> None:
+    clip = SPEECH_DIR.parent / "multi_speech" / "clips" / "fleurs_en_003.wav"  # "the cabbage juice changes color…"
+    res = runner.invoke(cli, ["transcribe", "--model", str(whisper_bundle), "--language", "en", str(clip)])
+    assert res.exit_code == 0, res.output
+    assert "cabbage juice" in res.output.lower()
+    res = runner.invoke(cli, ["transcribe", "--model", str(whisper_bundle), "--language", "de", str(clip)])
+    assert res.exit_code != 0 and "no speech support for de: languages are among fr, en, es" in res.output
 
 
 def test_transcribe_reads_the_voice_settings_file_and_environment(

@@ -124,3 +124,13 @@ class _Silence:
 
     def __call__(self, frame: np.ndarray) -> float:
         return 0.0
+
+
+def test_speech_is_heard_in_the_visits_language_when_the_terminal_hears_it() -> None:
+    from edge_models.options import VoiceOptions
+    from kiosk_app.voice import speech_language
+
+    options = VoiceOptions(languages=("fr", "en"))
+    assert speech_language("en", options) == "en"
+    assert speech_language("es", options) == "fr"  # not heard: the default, and the offer screen says so
+    assert speech_language("es", options.model_copy(update={"language": "en"})) == "en"

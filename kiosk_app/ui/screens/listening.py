@@ -23,7 +23,7 @@ class ListeningScreen(KioskScreen):
 
     def spoken_text(self) -> str:
         tr = self.kiosk.tr
-        return f"{tr('listening.title')} {tr('listening.hint')}"
+        return f"{tr('listening.title')} {tr('listening.hint')} {self.kiosk.speech_note(self.kiosk.language)}"
 
 
 load_kv(__file__)

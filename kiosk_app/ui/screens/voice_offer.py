@@ -1,4 +1,4 @@
-"""Voice offer: leave a spoken comment? With the plain privacy line; yes or no thanks."""
+"""Voice offer: leave a spoken comment? With the plain privacy line, the language to speak in; yes or no thanks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ class VoiceOfferScreen(KioskScreen):
             "voice_offer.accept",
             "voice_offer.decline",
         )
-        return " ".join(tr(key) for key in keys)
+        spoken = [tr(key) for key in keys]
+        spoken.insert(3, self.kiosk.speech_note(self.kiosk.language))
+        return " ".join(spoken)
 
 
 load_kv(__file__)

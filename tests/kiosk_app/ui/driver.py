@@ -113,6 +113,7 @@ def geometry(app: Any) -> dict[str, Any]:
     from kivy.core.window import Window
     from kivy.uix.behaviors import ButtonBehavior
     from kivy.uix.label import Label
+    from kivy.uix.scrollview import ScrollView
 
     screen = app.manager.current_screen
     widgets = []
@@ -125,12 +126,25 @@ def geometry(app: Any) -> dict[str, Any]:
             "rect": [x, y, widget.width, widget.height],
             "button": isinstance(widget, ButtonBehavior),
         }
+        scroller = next((p for p in ancestors(widget, screen) if isinstance(p, ScrollView)), None)
+        if scroller is not None:  # what shows of it is the scroll view's box; the rest scrolls into it
+            sx, sy = scroller.to_window(scroller.x, scroller.y)
+            entry["rect"] = [sx, sy, min(widget.width, scroller.width), min(widget.height, scroller.height)]
+            entry["scrolls"] = widget.height > scroller.height
         if isinstance(widget, Label) and widget.text:
             widget.texture_update()
             entry["text"] = widget.text
             entry["texture"] = list(widget.texture_size)
+            entry["font_size"] = widget.font_size
         widgets.append(entry)
     return {"window": list(Window.size), "screen": app.manager.current, "widgets": widgets}
+
+
+def ancestors(widget: Any, screen: Any) -> Iterator[Any]:
+    parent = widget.parent
+    while parent is not None and parent is not screen:
+        yield parent
+        parent = parent.parent
 
 
 def settled(app: Any, name: str) -> bool:
@@ -189,6 +203,10 @@ def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[st
     yield from capture("listening")
     flow.voice_final(Comment(text=LONG_COMMENT, language="fr", asr_model="test", confidence=0.9))
     yield from capture("review")
+    step()
+    flow.add_more()  # a minute of speech: the review keeps its text size and scrolls
+    flow.voice_final(Comment(text=" ".join([LONG_COMMENT] * 4), language="fr", asr_model="test", confidence=0.9))
+    yield from capture("review_long")
     clock.advance(app.settings.kiosk.review_timeout_s - 9)  # the countdown before the review times out
     yield until(lambda: app.screen(State.REVIEW).seconds_left == 9, "the review's countdown")
     yield from capture("review_countdown")
@@ -334,6 +352,8 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
         yield until(lambda: app.current_screen.level > 0, "a microphone level", 10)
         observed["technician_level"] = app.current_screen.level
         tap(find_button(app, app.tr("tech.mic_stop")))
+        tap(find_button(app, app.tr("tech.speaker_test")))
+        observed["speaker_test"] = observed["said"][-1]
         tap(find_button(app, app.tr("tech.back")))
         yield wait_for(State.ATTRACT)
     # The PIN pad left alone goes back to attract.
@@ -346,13 +366,24 @@ def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict
     yield until(lambda: settled(app, State.ATTRACT), "attract after the technician's idle time", 5)
     observed["technician_idle"] = app.manager.current
 
-    # Without a PIN the gesture opens nothing.
+    # One tap in the corner and no other: a citizen's touch, which starts a session.
+    clock.advance(kiosk.debounce_s + 1)
+    tap_at(side, app.manager.height - side)
+    observed["corner_tap_at_once"] = flow.state.value
+    yield until(lambda: flow.state == State.RATING, "a session from a lone tap in the corner", 3)
+    observed["lone_corner_tap"] = flow.state.value
+    clock.advance(kiosk.rating_timeout_s + 1)
+    yield wait_for(State.ATTRACT)
+
+    # Without a PIN the corner is a place like any other.
     from kiosk_app.technician import PinGate
 
     app.pin_gate = PinGate("")  # as with `technician_pin = ""`
-    for _ in range(5):
-        tap_at(side, app.manager.height - side)
-    observed["gesture_without_pin"] = {"screen": app.manager.current, "state": flow.state.value}
+    clock.advance(kiosk.debounce_s + 1)
+    tap_at(side, app.manager.height - side)
+    observed["corner_without_pin"] = {"screen": app.manager.current, "state": flow.state.value}
+    clock.advance(kiosk.rating_timeout_s + 1)
+    yield wait_for(State.ATTRACT)
 
     # One tap on a face of the attract screen votes; the person walks away at once.
     visited.clear()
@@ -452,6 +483,40 @@ def stop_and_redo(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
     touch(find_button(app, app.tr("listening.stop")))
     yield until(lambda: settled(app, State.REVIEW), "review of the comment and its addition")
     observed["added_text"] = app.screen(State.REVIEW).comment_text
+    touch(find_button(app, app.tr("review.send")))
+    yield until(lambda: settled(app, State.THANKS), "thanks")
+
+
+def visit_in_language(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """A visit whose language is chosen by its flag: the offer says which language to speak in, the clip is
+    heard to its end, the review shows its text, sent."""
+    from kiosk_app.ui.demo import find_button, flag_button, rating_card
+    from kiosk_app.ui.script import until
+    from kiosk_app.ui.touch import tap, tap_at
+    from sync_agent.contract import ComponentState
+
+    kiosk = app.settings.kiosk
+
+    def touch(widget: Any) -> None:
+        clock.advance(kiosk.debounce_s + 1)
+        tap(widget)
+
+    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model", 180)
+    yield until(lambda: settled(app, State.ATTRACT), "attract")
+    clock.advance(kiosk.debounce_s + 1)
+    tap_at(app.manager.width / 2, app.manager.height / 2)
+    yield until(lambda: settled(app, State.RATING), "rating")
+    touch(flag_button(app, spec["language"]))
+    yield until(lambda: app.language == spec["language"], "the visit's language")
+    touch(rating_card(app, Rating.SATISFIED))
+    yield until(lambda: settled(app, State.VOICE_OFFER), "the voice offer")
+    observed["offer_texts"] = [
+        w.text for w in app.current_screen.walk() if visible(w, app.current_screen) and getattr(w, "text", "")
+    ]
+    touch(find_button(app, app.tr("voice_offer.accept")))
+    yield until(lambda: settled(app, State.LISTENING), "listening")
+    yield until(lambda: settled(app, State.REVIEW), "review", 120)
+    observed["review_text"] = app.screen(State.REVIEW).comment_text
     touch(find_button(app, app.tr("review.send")))
     yield until(lambda: settled(app, State.THANKS), "thanks")
 
@@ -626,6 +691,7 @@ SCENARIOS = {
     "listening_timeout": listening_timeout,
     "stop_and_redo": stop_and_redo,
     "review_countdown": review_countdown,
+    "visit_in_language": visit_in_language,
     "input_wake": input_wake,
     "outbox_full": outbox_full,
 }

@@ -161,3 +161,40 @@ def test_the_review_counts_down_before_it_times_out_and_a_touch_keeps_it(tmp_pat
     assert observed["state_before_timeout"] == "review"  # the touch started the whole time again
     (record,) = observed["stored"]
     assert record["rating"] == Rating.SATISFIED and record["comment"] is None and "abandoned" in record["flags"]
+
+
+MULTI_SPEECH = ROOT / "tests" / "fixtures" / "multi_speech" / "clips"
+
+
+@pytest.mark.parametrize(
+    ("language", "heard", "clip", "words", "note"),
+    [
+        ("en", ["fr", "en", "es"], "fleurs_en_003.wav", {"cabbage", "juice", "color"}, "Speak in English."),
+        ("es", ["fr", "en", "es"], "fleurs_es_002.wav", {"gente", "funeral", "plaza"}, "Hable en español."),
+        ("en", ["fr"], "fleurs_en_004.wav", set(), "Speech is understood in French only."),
+    ],
+)
+def test_speech_is_heard_in_the_visits_language_or_the_offer_says_which(
+    tmp_path: Path, whisper_bundle: Path, language: str, heard: list[str], clip: str, words: set[str], note: str
+) -> None:
+    settings: dict[str, Any] = base_settings(tmp_path, follow_ups=[], languages=["fr", "en", "es"])
+    settings["voice"] = {
+        "models_dir": str(whisper_bundle.parent),
+        "model_name": whisper_bundle.name,
+        "languages": heard,
+    }
+    spec = {
+        "scenario": "visit_in_language",
+        "settings": settings,
+        "audio": {"kind": "wav", "wav_path": str(MULTI_SPEECH / clip)},
+        "language": language,
+    }
+    observed = run_driver(tmp_path, spec)
+    assert note in observed["offer_texts"]
+    (record,) = observed["stored"]
+    assert record["ui_language"] == language
+    comment = record["comment"]
+    assert comment["text"] == observed["review_text"]
+    said = set(comment["text"].lower().replace(",", " ").replace(".", " ").split())
+    assert words <= said, comment["text"]
+    assert comment["language"] == (language if language in heard else "fr")

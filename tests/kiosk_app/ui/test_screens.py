@@ -31,6 +31,7 @@ SCREENS = (
     "voice_offer",
     "listening",
     "review",
+    "review_long",
     "review_countdown",
     "review_nothing_heard",
     "thanks",
@@ -165,9 +166,21 @@ def test_no_text_overflows_its_box(layouts: dict[str, Any], size: str) -> None:
                 continue
             text_width, text_height = widget["texture"]
             box_width, box_height = widget["rect"][2:]
+            if widget.get("scrolls"):
+                text_height = box_height  # it scrolls into its box
             assert text_width <= box_width + 1 and text_height <= box_height + 1, (
                 f"{size} {name}: {widget['text'][:40]!r} needs {widget['texture']} in {widget['rect'][2:]}"
             )
+
+
+@pytest.mark.parametrize("size", [f"{w}x{h}" for w, h in SIZES])
+def test_a_long_comment_keeps_its_text_size_and_scrolls(layouts: dict[str, Any], size: str) -> None:
+    def comment(screen: str) -> dict[str, Any]:
+        return next(w for w in layouts[size][screen]["widgets"] if w.get("text", "").startswith("« Très bon accueil"))
+
+    short, long = comment("review"), comment("review_long")
+    assert long["font_size"] == short["font_size"] and not short.get("scrolls")
+    assert long["scrolls"], f"{size}: a minute of speech fits without scrolling?"
 
 
 def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
@@ -184,12 +197,17 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
     assert {"Oui", "En partie", "Non", "Passer"} <= set(texts("follow_up_1"))
     assert "Retraite" in texts("follow_up_2")
     assert "Votre voix n'est ni enregistrée ni conservée." in texts("voice_offer")
+    assert "Parlez en français." in texts("voice_offer")  # the language to speak in, before anyone speaks
     assert any(text.startswith("« Très bon accueil") for text in texts("review"))
-    assert {"Envoyer", "Ajouter", "Recommencer", "Supprimer"} <= set(texts("review"))
+    assert {"Envoyer", "Ajouter", "Recommencer", "Supprimer le commentaire"} <= set(texts("review"))
     assert "Ajouter" not in texts("review_nothing_heard")  # nothing to add to
     # read aloud: the buttons in their order on screen, said to be so
-    assert shot["review"]["spoken"].endswith("De gauche à droite : Supprimer, Recommencer, Ajouter, Envoyer.")
-    assert shot["review_nothing_heard"]["spoken"].endswith("De gauche à droite : Supprimer, Recommencer, Envoyer.")
+    assert shot["review"]["spoken"].endswith(
+        "De gauche à droite : Supprimer le commentaire, Recommencer, Ajouter, Envoyer."
+    )
+    assert shot["review_nothing_heard"]["spoken"].endswith(
+        "De gauche à droite : Supprimer le commentaire, Recommencer, Envoyer."
+    )
     assert "De gauche à droite : Pas du tout, Pas vraiment, Oui, plutôt, Oui, tout à fait." in shot["rating"]["spoken"]
     assert "Les noms, numéros et grossièretés sont retirés." in texts("review")
     [warning] = [t for t in texts("review_countdown") if t.startswith("Vous êtes toujours là ?")]
@@ -272,7 +290,10 @@ def test_the_technician_screen_needs_the_pin(behaviour: dict[str, Any]) -> None:
     assert "absent" in texts  # the model is missing
     assert behaviour["technician_level"] > 0  # the microphone test shows the input's level
     assert behaviour["technician_idle"] == "attract"
-    assert behaviour["gesture_without_pin"] == {"screen": "attract", "state": "attract"}
+    assert behaviour["speaker_test"] == ["Essai du haut-parleur de la borne : un, deux, trois.", "fr"]
+    # the corner does not swallow a citizen's tap: alone, it starts a session once no other tap follows
+    assert behaviour["corner_tap_at_once"] == "attract" and behaviour["lone_corner_tap"] == "rating"
+    assert behaviour["corner_without_pin"]["state"] == "rating"  # without a PIN, at once
 
 
 def test_one_tap_on_a_face_of_the_first_screen_is_a_vote(behaviour: dict[str, Any]) -> None:
