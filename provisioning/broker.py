@@ -1,10 +1,20 @@
-"""Mosquitto configuration for the central side: TLS listener, client certificates, per-device rights.
+"""Mosquitto configuration for the central side: two TLS listeners, client certificates, rights.
 
-A device's certificate common name is its MQTT identity (`use_identity_as_username`) and its client id
-(`use_username_as_clientid`). The dynamic-security plugin lets it publish only its own batch and status
-topics and subscribe to and read only its own status (`borne provision check` reads its Status back),
-ack and config topics. The platform's identities (`ingest…`, `platform…`, which no terminal may take)
-read every batch and status, shared subscriptions included, and write every ack and configuration.
+The terminals' listener trusts only the fleet CA (every technician's `fleet sign` holds it); the
+platform's listener, on its own port, trusts only the platform CA (kept by the platform's operator).
+Mosquitto 2.0 can check neither an OU nor an extended key usage, so the CA a certificate chains to is
+the only thing that tells a platform certificate from a device one; with `per_listener_settings true`
+each listener has its own rights, and the platform's rights exist on the platform listener only. A
+certificate named like the platform but signed with the fleet CA connects to the terminals' listener
+only, where its name has no right at all.
+
+A certificate's common name is its MQTT identity (`use_identity_as_username`) and its client id
+(`use_username_as_clientid`). On the terminals' listener the dynamic-security plugin lets a device
+publish only its own batch and status topics and subscribe to and read only its own status (`borne
+provision check` reads its Status back), ack and config topics. On the platform's listener an ACL file
+lets the platform's identities (`ingest…`, `platform…`, which no terminal may take) read every batch
+and status, shared subscriptions included, and write every ack and configuration. (Mosquitto 2.0 loads
+the dynamic-security plugin once: two listeners cannot each have their own file of it.)
 """
 
 from __future__ import annotations
@@ -59,20 +69,24 @@ def read_fleet(path: Path) -> list[FleetDevice]:
     return devices
 
 
-def dynamic_security(devices: Iterable[FleetDevice], platform_identities: Sequence[str]) -> str:
-    """The dynamic-security plugin's file: one role per terminal (its own topics), one for the platform.
+def _check_platform_identities(platform_identities: Sequence[str]) -> None:
+    for identity in platform_identities:
+        if not is_platform_identity(identity) or not _IDENTIFIER.fullmatch(identity):
+            raise ValueError(
+                f"platform identity {identity!r} must start with 'ingest' or 'platform' "
+                "(names no terminal may take; see `borne provision init --device-id`)"
+            )
+
+
+def dynamic_security(devices: Iterable[FleetDevice]) -> str:
+    """The dynamic-security plugin's file for the terminals' listener: one role per terminal (its own
+    topics), and nothing for anyone else, a name like the platform's included.
 
     Unlike an `acl_file`, the plugin checks subscriptions (Mosquitto 2.0 grants any subscription under
     an ACL file and filters at delivery, so a terminal could join ingest's share group and swallow its
     share of the batches). What is not listed is denied: publish, receive and subscribe. The file holds
     no secret: identities come from client certificates (or the broker's `password_file`).
     """
-    for identity in platform_identities:
-        if not is_platform_identity(identity):
-            raise ValueError(
-                f"platform identity {identity!r} must start with 'ingest' or 'platform' "
-                "(names no terminal may take; see `borne provision init --device-id`)"
-            )
     devices = list(devices)
     for device in devices:
         if is_platform_identity(device.device_id):
@@ -85,18 +99,8 @@ def dynamic_security(devices: Iterable[FleetDevice], platform_identities: Sequen
     def rule(kind: str, topic_filter: str) -> dict[str, object]:
         return {"acltype": kind, "topic": topic_filter, "priority": 0, "allow": True}
 
-    every = {kind: f"borne/v1/+/+/{kind}" for kind in ("batch", "status", "ack", "config")}
-    platform_rules = [
-        *(rule("subscribePattern", f"$share/+/{every[kind]}") for kind in ("batch", "status")),
-        *(rule("subscribePattern", every[kind]) for kind in ("batch", "status")),
-        *(rule("publishClientReceive", every[kind]) for kind in ("batch", "status")),
-        *(rule("publishClientSend", every[kind]) for kind in ("ack", "config")),
-    ]
-    roles: list[dict[str, object]] = [{"rolename": PLATFORM_ROLE, "acls": platform_rules}]
-    clients: list[dict[str, object]] = [
-        {"username": identity, "textName": "central platform", "roles": [{"rolename": PLATFORM_ROLE}]}
-        for identity in platform_identities
-    ]
+    roles: list[dict[str, object]] = []
+    clients: list[dict[str, object]] = []
     for device in devices:
         own = {kind: topic(device.site_id, device.device_id, kind) for kind in ("batch", "status", "ack", "config")}
         rules = [
@@ -122,6 +126,28 @@ def dynamic_security(devices: Iterable[FleetDevice], platform_identities: Sequen
     return json.dumps(document, indent=1) + "\n"
 
 
+def platform_acl(platform_identities: Sequence[str]) -> str:
+    """The ACL file of the platform's listener: each platform identity reads every batch and status
+    (shared subscriptions included: the ACL is checked on delivery) and writes every ack and
+    configuration. Only clients with a platform-CA certificate reach this listener; an identity not
+    named here (another certificate of that CA) has no right."""
+    _check_platform_identities(platform_identities)
+    if not platform_identities:
+        raise ValueError("no platform identity: name the ingest consumers' certificates (e.g. ingest)")
+    every = "borne/v1/+/+/"
+    lines = ["# Generated by `borne provision fleet broker-config`: the platform listener's rights.", ""]
+    for identity in platform_identities:
+        lines += [
+            f"user {identity}",
+            f"topic read {every}batch",
+            f"topic read {every}status",
+            f"topic write {every}ack",
+            f"topic write {every}config",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 # TLS 1.2 suites with forward secrecy and authenticated encryption only (no CBC, no RSA key exchange);
 # the fleet's keys are EC P-256, RSA ones are accepted for a broker certificate from elsewhere.
 TLS12_CIPHERS = ":".join(
@@ -139,13 +165,27 @@ class BrokerTls:
     certfile: Path
     keyfile: Path
     crlfile: Path | None
+    platform_cafile: Path
+    platform_crlfile: Path | None
 
 
-def copy_tls_files(tls_dir: Path, *, ca: Path, cert: Path, key: Path, crl: Path | None, group: str | None) -> BrokerTls:
+def copy_tls_files(
+    tls_dir: Path,
+    *,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    crl: Path | None,
+    platform_ca: Path,
+    platform_crl: Path | None = None,
+    group: str | None,
+) -> BrokerTls:
     """Copy the broker's TLS files into `tls_dir`: Mosquitto reads them after it has dropped to its own
     user, which can read neither an offline CA directory (0700) nor a root-only key. Certificates and
-    the list are world-readable; the key is 0640 for `group` (mosquitto's), or 0600 without one.
-    Each file is parsed first, so a wrong path or a key in the place of a certificate stops here."""
+    the lists are world-readable; the key is 0640 for `group` (mosquitto's), or 0600 without one.
+    Each file is parsed first, so a wrong path or a key in the place of a certificate stops here, and
+    a platform CA that is the fleet CA (which would give the platform's rights back to every holder of
+    the fleet CA) is refused."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -161,11 +201,25 @@ def copy_tls_files(tls_dir: Path, *, ca: Path, cert: Path, key: Path, crl: Path 
 
     contents = {
         "ca.crt": read(ca, "--ca", x509.load_pem_x509_certificate),
+        "platform-ca.crt": read(platform_ca, "--platform-ca", x509.load_pem_x509_certificate),
         "server.crt": read(cert, "--cert", x509.load_pem_x509_certificate),
         "server.key": read(key, "--key", lambda data: serialization.load_pem_private_key(data, password=None)),
     }
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    fleet_key, platform_key = (
+        x509.load_pem_x509_certificate(contents[name]).public_key().public_bytes(serialization.Encoding.DER, spki)
+        for name in ("ca.crt", "platform-ca.crt")
+    )
+    if fleet_key == platform_key:
+        raise ValueError(
+            f"--platform-ca {platform_ca} is the fleet CA itself: every technician holding the fleet CA could "
+            "then make a platform certificate; make the platform its own CA with `borne provision fleet "
+            "platform-ca init` and give its ca.crt"
+        )
     if crl is not None:
         contents["crl.pem"] = read(crl, "--crl", x509.load_pem_x509_crl)
+    if platform_crl is not None:
+        contents["platform-crl.pem"] = read(platform_crl, "--platform-crl", x509.load_pem_x509_crl)
     gid = None
     if group is not None and os.geteuid() == 0:
         try:
@@ -182,7 +236,12 @@ def copy_tls_files(tls_dir: Path, *, ca: Path, cert: Path, key: Path, crl: Path 
         else:
             write_atomically(tls_dir / name, data, 0o600)
     return BrokerTls(
-        tls_dir / "ca.crt", tls_dir / "server.crt", tls_dir / "server.key", tls_dir / "crl.pem" if crl else None
+        tls_dir / "ca.crt",
+        tls_dir / "server.crt",
+        tls_dir / "server.key",
+        tls_dir / "crl.pem" if crl else None,
+        tls_dir / "platform-ca.crt",
+        tls_dir / "platform-crl.pem" if platform_crl else None,
     )
 
 
@@ -199,6 +258,22 @@ def dynamic_security_plugin() -> Path:
     return found[0]
 
 
+DEFAULT_PLATFORM_PORT = 8884
+DEFAULT_PLATFORM_BIND = "127.0.0.1"  # ingest on the broker's host; another address for a consumer elsewhere
+
+
+@dataclass(frozen=True)
+class PlatformListener:
+    """The platform's listener: its own port, trusting only the platform CA, rights from an ACL file."""
+
+    port: int
+    cafile: Path
+    acl_file: Path
+    bind_address: str = DEFAULT_PLATFORM_BIND
+    crlfile: Path | None = None
+    password_file: Path | None = None
+
+
 def mosquitto_conf(
     *,
     port: int,
@@ -206,6 +281,7 @@ def mosquitto_conf(
     certfile: Path,
     keyfile: Path,
     dynsec_file: Path,
+    platform: PlatformListener,
     persistence_dir: Path | None,
     bind_address: str = "0.0.0.0",  # noqa: S104 — a broker listens for the fleet
     run_as_user: str | None = None,
@@ -215,16 +291,37 @@ def mosquitto_conf(
     plugin: Path | None = None,
     crlfile: Path | None = None,
 ) -> str:
-    """The broker's configuration. Each client's id is forced to its identity
-    (`use_username_as_clientid`), so no certificate can take another's session (ingest's among them).
-    With `password_file`, clients log in with a user name and password over TLS instead of presenting
-    a certificate (the dynamic-security file's clients then name those users)."""
+    """The broker's configuration: the terminals' listener (`port`, fleet CA, dynamic-security rights)
+    and the platform's (`platform.port`, platform CA, ACL file), each with its own security settings
+    (`per_listener_settings true`: no security option may stand before the first listener, or Mosquitto
+    opens a default listener on 1883 for it). Each client's id is forced to its identity
+    (`use_username_as_clientid`), so no certificate can take another's session. Both listeners present
+    the same server certificate. With `password_file`, clients log in with a user name and password
+    over TLS instead of presenting a certificate (the rights then name those users)."""
+
+    def tls(cafile: Path, crlfile: Path | None, password_file: Path | None) -> list[str]:
+        return [
+            "protocol mqtt",
+            "allow_anonymous false",
+            f"cafile {cafile}",
+            f"certfile {certfile}",
+            f"keyfile {keyfile}",
+            *(
+                ["require_certificate false", f"password_file {password_file}"]
+                if password_file
+                else ["require_certificate true", "use_identity_as_username true"]
+            ),
+            *([f"crlfile {crlfile}"] if crlfile else []),
+            "use_username_as_clientid true",
+            "tls_version tlsv1.2",  # the lowest version accepted; TLS 1.3 is negotiated where both sides have it
+            f"ciphers {TLS12_CIPHERS}",
+        ]
+
+    if platform.port == port:
+        raise ValueError(f"the platform's listener needs a port of its own (both are {port})")
     lines = [
         "# Generated by `borne provision fleet broker-config`.",
-        "per_listener_settings false",
-        "allow_anonymous false",
-        f"plugin {plugin or dynamic_security_plugin()}",
-        f"plugin_opt_config_file {dynsec_file}",
+        "per_listener_settings true",
         f"max_packet_size {max_packet_bytes}",
         "max_inflight_messages 100",
         "set_tcp_nodelay true",  # Acks are small and latency-bound: no Nagle delay
@@ -245,20 +342,16 @@ def mosquitto_conf(
         "log_type subscribe",
         "connection_messages true",
         "",
+        "# The terminals: fleet-CA certificates, each device's own topics (dynamic-security plugin).",
         f"listener {port} {bind_address}",
-        "protocol mqtt",
-        f"cafile {cafile}",
-        f"certfile {certfile}",
-        f"keyfile {keyfile}",
-        *(
-            ["require_certificate false", f"password_file {password_file}"]
-            if password_file
-            else ["require_certificate true", "use_identity_as_username true"]
-        ),
-        *([f"crlfile {crlfile}"] if crlfile else []),
-        "use_username_as_clientid true",
-        "tls_version tlsv1.2",  # the lowest version accepted; TLS 1.3 is negotiated where both sides have it
-        f"ciphers {TLS12_CIPHERS}",
+        *tls(cafile, crlfile, password_file),
+        f"plugin {plugin or dynamic_security_plugin()}",
+        f"plugin_opt_config_file {dynsec_file}",
+        "",
+        "# The platform: platform-CA certificates only; its rights exist on this listener alone.",
+        f"listener {platform.port} {platform.bind_address}",
+        *tls(platform.cafile, platform.crlfile, platform.password_file),
+        f"acl_file {platform.acl_file}",
         "",
     ]
     return "\n".join(lines)

@@ -14,7 +14,17 @@ import click
 
 from edge_models.bundles import DEFAULT_PACKAGES
 from edge_models.cli import click_progress, weights_option
-from provisioning.broker import copy_tls_files, dynamic_security, dynamic_security_plugin, mosquitto_conf, read_fleet
+from provisioning.broker import (
+    DEFAULT_PLATFORM_BIND,
+    DEFAULT_PLATFORM_PORT,
+    PlatformListener,
+    copy_tls_files,
+    dynamic_security,
+    dynamic_security_plugin,
+    mosquitto_conf,
+    platform_acl,
+    read_fleet,
+)
 from provisioning.checks import CHECKS
 from provisioning.errors import ProvisioningError
 from provisioning.layout import SYSTEM_ROOT
@@ -332,6 +342,33 @@ def ca_init(out_dir: Path, common_name: str, days: int) -> None:
     click.echo(f"wrote {key_path} (keep it offline, mode 0600) and {cert_path}")
 
 
+@fleet.group("platform-ca")
+def fleet_platform_ca() -> None:
+    """The platform's own certificate authority, for the ingest consumers' certificates only."""
+
+
+@fleet_platform_ca.command("init")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the platform CA's ca.key (0600, on the platform operator's machine only) and ca.crt "
+    "(given to the broker as `broker-config --platform-ca`).",
+)
+@click.option("--name", "common_name", default="Borne platform CA", show_default=True, help="The CA's common name.")
+@click.option("--days", type=click.IntRange(1, 36500), default=3650, show_default=True, help="Validity in days.")
+def platform_ca_init(out_dir: Path, common_name: str, days: int) -> None:
+    """Create the platform's CA (EC P-256), apart from the fleet CA: the broker's platform listener trusts
+    it alone, so holding the fleet CA (as every technician signing terminals does) gives no platform right.
+    Refuses to replace an existing CA."""
+    from provisioning.fleet import PLATFORM, init_ca
+
+    with _as_click_error():
+        key_path, cert_path = init_ca(out_dir, common_name, days, role=PLATFORM)
+    click.echo(f"wrote {key_path} (keep it with the platform's operator only, mode 0600) and {cert_path}")
+
+
 @fleet.command("sign")
 @click.argument("csrs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @_ca_dir_option
@@ -394,7 +431,12 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
 
 
 @fleet.command("platform-cert")
-@_ca_dir_option
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory made by `fleet platform-ca init` (the fleet CA's is refused).",
+)
 @click.option("--name", required=True, help="The consumer's name and MQTT client id: ingest, ingest-1, platform-…")
 @click.option(
     "--out",
@@ -405,8 +447,9 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
 )
 @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity in days.")
 def platform_cert(ca_dir: Path, name: str, out_dir: Path, days: int) -> None:
-    """A client certificate for an ingest consumer, signed by the fleet CA (its [ingest] tls_cert/tls_key;
-    list its name with `fleet broker-config --ingest`, and use it as its [ingest] client_id)."""
+    """A client certificate for an ingest consumer, signed by the platform's CA (its [ingest] tls_cert/tls_key;
+    list its name with `fleet broker-config --ingest`, use it as its [ingest] client_id, and connect to the
+    broker's platform listener, `broker-config --platform-port`)."""
     from provisioning.fleet import platform_certificate
 
     with _as_click_error():
@@ -477,26 +520,50 @@ def revoke(device_ids: tuple[str, ...], ca_dir: Path, cert_files: tuple[Path, ..
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Directory to write mosquitto.conf and dynamic-security.json into.",
+    help="Directory to write mosquitto.conf, dynamic-security.json and platform.acl into.",
 )
 @click.option(
     "--ca",
     "cafile",
     type=click.Path(path_type=Path),
     required=True,
-    help="Fleet CA certificate the broker checks client certificates against.",
+    help="Fleet CA certificate the terminals' listener checks client certificates against.",
+)
+@click.option(
+    "--platform-ca",
+    "platform_cafile",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The platform CA's certificate (`fleet platform-ca init`), the only CA the platform's listener trusts; "
+    "it must not be the fleet CA.",
 )
 @click.option(
     "--cert", "certfile", type=click.Path(path_type=Path), required=True, help="The broker's server certificate."
 )
 @click.option("--key", "keyfile", type=click.Path(path_type=Path), required=True, help="The broker's server key.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True, help="TLS listener port.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8883, show_default=True, help="The terminals' TLS listener port."
+)
 @click.option(
     "--bind",
     "bind_address",
     default="0.0.0.0",  # noqa: S104 — a broker listens for the fleet
     show_default=True,
-    help="Address the listener binds to.",
+    help="Address the terminals' listener binds to.",
+)
+@click.option(
+    "--platform-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_PLATFORM_PORT,
+    show_default=True,
+    help="The platform's TLS listener port (the ingest consumers' [ingest] broker_port).",
+)
+@click.option(
+    "--platform-bind",
+    default=DEFAULT_PLATFORM_BIND,
+    show_default=True,
+    help="Address the platform's listener binds to: loopback for consumers on the broker's host, an address "
+    "of this host (or 0.0.0.0) for consumers elsewhere.",
 )
 @click.option(
     "--ingest",
@@ -533,42 +600,70 @@ def revoke(device_ids: tuple[str, ...], ca_dir: Path, cert_files: tuple[Path, ..
     help="The fleet CA's revocation list (crl.pem of `fleet ca init` and `fleet revoke`): the broker refuses "
     "the certificates it lists.",
 )
+@click.option(
+    "--platform-crl",
+    "platform_crlfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The platform CA's revocation list (its crl.pem), for the platform's listener.",
+)
 def broker_config(
     fleet_file: Path,
     out_dir: Path,
     cafile: Path,
+    platform_cafile: Path,
     certfile: Path,
     keyfile: Path,
     port: int,
     bind_address: str,
+    platform_port: int,
+    platform_bind: str,
     ingest_identities: tuple[str, ...],
     data_dir: Path | None,
     run_as_user: str | None,
     plugin: Path | None,
     crlfile: Path | None,
+    platform_crlfile: Path | None,
 ) -> None:
-    """Write a Mosquitto configuration: TLS with client certificates, each client's id forced to its
-    certificate name, and per-device rights (publish, receive and subscribe) in the dynamic-security
-    plugin's file. The TLS files (and the CRL) are copied into OUT/tls, where mosquitto's user can read
-    them. Restart the broker after regenerating it (it reads the rights and the CRL at start)."""
-    try:
-        ipaddress.ip_address(bind_address)
-    except ValueError:
+    """Write a Mosquitto configuration with two TLS listeners, each client's id forced to its
+    certificate name: the terminals' (fleet CA; per-device rights, publish, receive and subscribe, in
+    the dynamic-security plugin's file) and the platform's (platform CA only; the ingest consumers'
+    rights in platform.acl, on that listener alone). The TLS files (and the CRLs) are copied into
+    OUT/tls, where mosquitto's user can read them. Restart the broker after regenerating it (it reads
+    the rights and the CRLs at start)."""
+    for address, option in ((bind_address, "--bind"), (platform_bind, "--platform-bind")):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise click.BadParameter(
+                f"{address!r} is not an IP address (0.0.0.0 for every interface, or one of this host's)",
+                param_hint=option,
+            ) from None
+    if platform_port == port:
         raise click.BadParameter(
-            f"{bind_address!r} is not an IP address (0.0.0.0 for every interface, or one of this host's)",
-            param_hint="--bind",
-        ) from None
+            f"the platform's listener needs a port of its own, not the terminals' {port}", param_hint="--platform-port"
+        )
     try:
         devices = read_fleet(fleet_file) if fleet_file.exists() else []
-        rights = dynamic_security(devices, list(ingest_identities))
+        rights = dynamic_security(devices)
+        platform_rights = platform_acl(list(ingest_identities))
         plugin = plugin or dynamic_security_plugin()
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     if crlfile is not None:
-        _check_crl(crlfile, cafile)
+        _check_crl(crlfile, cafile, "--crl")
+    if platform_crlfile is not None:
+        _check_crl(platform_crlfile, platform_cafile, "--platform-crl")
     try:
         tls = copy_tls_files(
-            out_dir / "tls", ca=cafile, cert=certfile, key=keyfile, crl=crlfile, group=run_as_user or "mosquitto"
+            out_dir / "tls",
+            ca=cafile,
+            cert=certfile,
+            key=keyfile,
+            crl=crlfile,
+            platform_ca=platform_cafile,
+            platform_crl=platform_crlfile,
+            group=run_as_user or "mosquitto",
         )
     except ValueError as error:
         raise click.ClickException(f"{error}; nothing was written") from None
@@ -576,6 +671,8 @@ def broker_config(
         _give_to_broker_user(data_dir, run_as_user or "mosquitto")
     dynsec_file = out_dir / "dynamic-security.json"
     dynsec_file.write_text(rights, encoding="utf-8")
+    acl_file = out_dir / "platform.acl"
+    acl_file.write_text(platform_rights, encoding="utf-8")
     (out_dir / "mosquitto.conf").write_text(
         mosquitto_conf(
             port=port,
@@ -584,6 +681,13 @@ def broker_config(
             certfile=tls.certfile.resolve(),
             keyfile=tls.keyfile.resolve(),
             dynsec_file=dynsec_file.resolve(),
+            platform=PlatformListener(
+                port=platform_port,
+                bind_address=platform_bind,
+                cafile=tls.platform_cafile.resolve(),
+                acl_file=acl_file.resolve(),
+                crlfile=tls.platform_crlfile.resolve() if tls.platform_crlfile else None,
+            ),
             persistence_dir=data_dir.resolve() if data_dir else None,
             run_as_user=run_as_user,
             plugin=plugin,
@@ -592,7 +696,8 @@ def broker_config(
         encoding="utf-8",
     )
     click.echo(
-        f"wrote {out_dir / 'mosquitto.conf'} and {dynsec_file} for {len(devices)} terminal(s), "
+        f"wrote {out_dir / 'mosquitto.conf'}, {dynsec_file} for {len(devices)} terminal(s) on port {port} and "
+        f"{acl_file} for the platform ({', '.join(ingest_identities)}) on {platform_bind} port {platform_port}, "
         f"with copies of the TLS files in {out_dir / 'tls'} that mosquitto's user can read"
     )
     if not fleet_file.exists():
@@ -616,7 +721,7 @@ def _give_to_broker_user(data_dir: Path, user: str) -> None:
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
 
 
-def _check_crl(crlfile: Path, cafile: Path) -> None:
+def _check_crl(crlfile: Path, cafile: Path, option: str) -> None:
     """A list the broker cannot use stops it, or (expired) makes it refuse every terminal: check it now."""
     from datetime import UTC, datetime
 
@@ -628,18 +733,19 @@ def _check_crl(crlfile: Path, cafile: Path) -> None:
         raise click.BadParameter(
             f"{crlfile} is not a readable revocation list (PEM) ({error}): give the crl.pem of the CA directory "
             "(`fleet revoke` writes it again)",
-            param_hint="--crl",
+            param_hint=option,
         ) from None
     try:
         ca = x509.load_pem_x509_certificate(cafile.read_bytes())
     except (OSError, ValueError):
         return  # the broker reports an unreadable --ca itself
     if crl.issuer != ca.subject or not crl.is_signature_valid(ca.public_key()):  # type: ignore[arg-type]
-        raise click.BadParameter(f"{crlfile} was not issued by the CA of --ca {cafile}", param_hint="--crl")
+        ca_option = "--ca" if option == "--crl" else "--platform-ca"
+        raise click.BadParameter(f"{crlfile} was not issued by the CA of {ca_option} {cafile}", param_hint=option)
     if crl.next_update_utc is not None and crl.next_update_utc < datetime.now(UTC):
         raise click.BadParameter(
             f"{crlfile} expired on {crl.next_update_utc:%Y-%m-%d}: the broker would refuse every terminal",
-            param_hint="--crl",
+            param_hint=option,
         )
 
 

@@ -1,7 +1,11 @@
-"""The central side's minimal PKI: create the fleet CA once, sign the terminals' CSRs, keep the fleet list.
+"""The central side's minimal PKI: create the fleet CA once, sign the terminals' CSRs, keep the fleet list;
+and the platform's own CA, which signs the ingest consumers' certificates only.
 
 The CA key never leaves the operator's machine; a terminal sends only its CSR (common name: the
-device id; organisational unit: its site id, as `borne provision init` writes it).
+device id; organisational unit: its site id, as `borne provision init` writes it). The two CAs are
+kept apart because the broker tells a platform certificate from a terminal's by the CA it chains to
+(each has its own listener): every technician laptop doing `fleet sign` holds the fleet CA, only the
+platform's operator holds the platform CA. A CA directory says which it is in its `role` file.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ CA_CERT = "ca.crt"
 CRL = "crl.pem"  # the revoked certificates, for the broker's `crlfile`
 ISSUED = "issued.csv"  # every certificate the CA signed: serial,identity,not_after
 REVOKED = "revoked.csv"  # serial,identity,revoked_at
+ROLE = "role"  # "fleet" or "platform"; a CA directory without it (made before the platform CA existed) is the fleet's
+FLEET, PLATFORM = "fleet", "platform"
 DEFAULT_DAYS = 825
 
 
@@ -40,8 +46,11 @@ class FleetError(ProvisioningError):
     """A fleet operation refused; nothing was written."""
 
 
-def init_ca(out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650) -> tuple[Path, Path]:
-    """Create the fleet CA in `out_dir`: (key 0600, certificate 0644). Refuses to replace an existing CA."""
+def init_ca(
+    out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650, role: str = FLEET
+) -> tuple[Path, Path]:
+    """Create the fleet CA (or with `role` PLATFORM, the platform's CA) in `out_dir`: (key 0600,
+    certificate 0644). Refuses to replace an existing CA."""
     key_path, cert_path = out_dir / CA_KEY, out_dir / CA_CERT
     present = [str(path) for path in (key_path, cert_path) if path.exists()]
     if present:
@@ -61,11 +70,44 @@ def init_ca(out_dir: Path, common_name: str = "Borne fleet CA", days: int = 3650
         key_path.unlink()  # a key without its certificate would block the next attempt
         raise
     write_atomically(out_dir / CRL, revocation_list(ca, []), 0o644)
+    write_atomically(out_dir / ROLE, f"{role}\n".encode(), 0o644)
     return key_path, cert_path
 
 
-def load_ca(ca_dir: Path) -> KeyAndCertificate:
-    """The CA of `ca_dir` (as `init_ca` wrote it), with its key checked against its certificate."""
+def ca_role(ca_dir: Path) -> str:
+    """FLEET or PLATFORM, as `init_ca` wrote it in the directory (FLEET when absent: an older fleet CA)."""
+    try:
+        role = (ca_dir / ROLE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return FLEET
+    except (OSError, UnicodeDecodeError) as error:
+        raise FleetError(f"cannot read {ca_dir / ROLE} ({error})", "restore the CA directory from its backup") from None
+    if role not in (FLEET, PLATFORM):
+        raise FleetError(f"{ca_dir / ROLE} says {role!r}", f"it must say {FLEET} or {PLATFORM}")
+    return role
+
+
+_WRONG_CA = {
+    FLEET: (
+        "{dir} is the platform's CA, which signs the ingest consumers' certificates only (a terminal signed by it "
+        "would be refused by the terminals' listener)",
+        "give the fleet CA's directory (`borne provision fleet ca init`) as --ca-dir",
+    ),
+    PLATFORM: (
+        "{dir} is the fleet CA: a platform certificate it signs would be refused by the platform's listener, and "
+        "every technician holding that CA could make one",
+        "make the platform its own CA once with `borne provision fleet platform-ca init --out fleet/platform-ca` "
+        "and give that directory as --ca-dir",
+    ),
+}
+
+
+def load_ca(ca_dir: Path, role: str | None = FLEET) -> KeyAndCertificate:
+    """The CA of `ca_dir` (as `init_ca` wrote it), with its key checked against its certificate, and,
+    unless `role` is None, refused if it is not that CA (the fleet's or the platform's)."""
+    if role is not None and ca_role(ca_dir) != role:
+        problem, fix = _WRONG_CA[role]
+        raise FleetError(problem.format(dir=ca_dir), fix)
     try:
         key_pem = (ca_dir / CA_KEY).read_bytes()
         cert_pem = (ca_dir / CA_CERT).read_bytes()
@@ -194,8 +236,9 @@ def server_certificate(ca_dir: Path, names: list[str], out_dir: Path, days: int 
 
 
 def platform_certificate(ca_dir: Path, name: str, out_dir: Path, days: int = DEFAULT_DAYS) -> tuple[Path, Path]:
-    """A client certificate for one of the platform's consumers (`ingest-1`…), signed by the fleet CA:
-    (NAME.crt, NAME.key 0600). Only reserved names: a terminal can never be enrolled under them."""
+    """A client certificate for one of the platform's consumers (`ingest-1`…), signed by the platform's
+    CA (`ca_dir`, made with role PLATFORM): (NAME.crt, NAME.key 0600). Only reserved names: a terminal
+    can never be enrolled under them."""
     if not is_platform_identity(name) or not valid_identifier(name):
         raise FleetError(
             f"{name!r} is not a platform name",
@@ -205,7 +248,7 @@ def platform_certificate(ca_dir: Path, name: str, out_dir: Path, days: int = DEF
     present = [str(path) for path in (cert_path, key_path) if path.exists()]
     if present:
         raise FleetError(f"a certificate for {name} already exists ({', '.join(present)})", "choose another --out")
-    pair = issue(load_ca(ca_dir), name, days=days)
+    pair = issue(load_ca(ca_dir, PLATFORM), name, days=days)
     _record_issued(ca_dir, [pair.cert_pem])
     return _write_pair(pair, cert_path, key_path)
 
@@ -304,10 +347,11 @@ def revoke(
     now: datetime | None = None,
 ) -> Revoked:
     """Revoke every certificate the CA issued to `identities` (found in its register) and the
-    `cert_files`; write the CA's CRL again, and take the terminals off `fleet_csv`.
+    `cert_files`; write the CA's CRL again, and take the terminals off `fleet_csv`. Works on the
+    platform's CA too (a consumer's certificate, for the platform listener's list).
 
     Everything is checked before anything is written."""
-    ca = load_ca(ca_dir)
+    ca = load_ca(ca_dir, role=None)
     issued = _read_rows(ca_dir / ISSUED, _ISSUED_COLUMNS)
     wanted: list[Revocation] = []
     for identity in identities:
@@ -413,14 +457,19 @@ __all__ = [
     "CA_CERT",
     "CA_KEY",
     "CRL",
+    "FLEET",
     "ISSUED",
+    "PLATFORM",
     "REVOKED",
+    "ROLE",
     "FleetError",
     "Revocation",
     "Revoked",
     "Signed",
+    "ca_role",
     "init_ca",
     "load_ca",
+    "platform_certificate",
     "read_request",
     "revoke",
     "server_certificate",

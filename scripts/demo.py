@@ -74,7 +74,7 @@ def main() -> None:
         f'[sync]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.port}\ntls_ca = "{pki.ca_file}"\n'
         f'tls_cert = "{device_cert}"\ntls_key = "{device_key}"\n'
         f'device_config_path = "{work}/device-config.json"\n\n'
-        f'[ingest]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.port}\ntls_ca = "{pki.ca_file}"\n'
+        f'[ingest]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.platform_port}\ntls_ca = "{pki.ca_file}"\n'
         f'tls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\ndb = "sqlite:///{work}/central.db"\n'
     )
     (work / "sites.csv").write_text(f"site_id,name,department\n{SITE},France services de Guéret,23\n")

@@ -75,7 +75,7 @@ class Chain:
             + _toml(
                 {
                     "broker_host": self.broker.host,
-                    "broker_port": self.broker.port,
+                    "broker_port": self.broker.platform_port,
                     "tls_ca": str(self.pki.ca_file),
                     "tls_cert": str(ingest_cert),
                     "tls_key": str(ingest_key),

@@ -80,7 +80,7 @@ def ingest_section(
     cert, key = pki.client(client_id)
     values: dict[str, object] = {
         "broker_host": broker.host,
-        "broker_port": broker.port,
+        "broker_port": broker.platform_port,
         "tls_ca": pki.ca_file,
         "tls_cert": cert,
         "tls_key": key,

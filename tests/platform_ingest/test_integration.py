@@ -367,7 +367,7 @@ def _write_config(tmp_path: Path, broker: Broker, pki: TestPKI, db: str) -> Path
     config = tmp_path / "ingest.toml"
     config.write_text(
         "[ingest]\n"
-        f'broker_host = "{broker.host}"\nbroker_port = {broker.port}\n'
+        f'broker_host = "{broker.host}"\nbroker_port = {broker.platform_port}\n'
         f'tls_ca = "{pki.ca_file}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
         f'db = "{db}"\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n',
         encoding="utf-8",

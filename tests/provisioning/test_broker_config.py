@@ -8,7 +8,14 @@ import pytest
 from cryptography import x509
 
 from borne_common.ids import is_platform_identity
-from provisioning.broker import FleetDevice, dynamic_security, mosquitto_conf, read_fleet
+from provisioning.broker import (
+    FleetDevice,
+    PlatformListener,
+    dynamic_security,
+    mosquitto_conf,
+    platform_acl,
+    read_fleet,
+)
 from provisioning.pki import create_ca, issue, make_csr, sign_csr
 
 
@@ -19,7 +26,7 @@ def _rules(document: dict[str, Any], role: str) -> set[tuple[str, str]]:
 
 
 def test_dynamic_security_confines_each_device_to_its_own_topics() -> None:
-    document = json.loads(dynamic_security([FleetDevice("fs-1", "borne-a")], ["ingest"]))
+    document = json.loads(dynamic_security([FleetDevice("fs-1", "borne-a")]))
     own = "borne/v1/fs-1/borne-a"
     assert _rules(document, "device-borne-a") == {
         ("publishClientSend", f"{own}/batch"),
@@ -30,10 +37,10 @@ def test_dynamic_security_confines_each_device_to_its_own_topics() -> None:
             for topic in ("status", "ack", "config")
         ),
     }
-    assert ("subscribePattern", "$share/+/borne/v1/+/+/batch") in _rules(document, "platform")
-    assert ("publishClientSend", "borne/v1/+/+/ack") in _rules(document, "platform")
+    # The terminals' listener gives the platform nothing: its rights are on its own listener.
+    assert [role["rolename"] for role in document["roles"]] == ["device-borne-a"]
     clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in document["clients"]}
-    assert clients == {"ingest": ["platform"], "borne-a": ["device-borne-a"]}
+    assert clients == {"borne-a": ["device-borne-a"]}
     assert document["defaultACLAccess"] == {
         "publishClientSend": False,
         "publishClientReceive": False,
@@ -49,32 +56,71 @@ def test_platform_names_are_reserved() -> None:
     )
     assert not is_platform_identity("borne-ingest") and not is_platform_identity("ingestion")
     with pytest.raises(ValueError, match="device ingest-9 is named like the platform"):
-        dynamic_security([FleetDevice("fs-1", "ingest-9")], ["ingest"])
+        dynamic_security([FleetDevice("fs-1", "ingest-9")])
     with pytest.raises(ValueError, match="platform identity 'borne-a' must start with 'ingest' or 'platform'"):
-        dynamic_security([FleetDevice("fs-1", "borne-b")], ["borne-a"])
+        platform_acl(["borne-a"])
+    with pytest.raises(ValueError, match="no platform identity"):
+        platform_acl([])
 
 
-def test_mosquitto_conf_requires_certificates_and_binds_client_ids(tmp_path: Path) -> None:
+def test_the_platform_acl_gives_each_named_consumer_the_platform_rights() -> None:
+    acl = platform_acl(["ingest", "ingest-2"])
+    for identity in ("ingest", "ingest-2"):
+        block = acl.split(f"user {identity}\n")[1].split("\n\n")[0].splitlines()
+        assert block == [
+            "topic read borne/v1/+/+/batch",
+            "topic read borne/v1/+/+/status",
+            "topic write borne/v1/+/+/ack",
+            "topic write borne/v1/+/+/config",
+        ]
+    # No line before the first user: topics there would apply to anonymous clients, patterns to everyone.
+    assert next(line for line in acl.splitlines() if line and not line.startswith("#")) == "user ingest"
+    assert "pattern" not in acl
+
+
+def test_mosquitto_conf_has_a_listener_per_ca_with_its_own_rights(tmp_path: Path) -> None:
     conf = mosquitto_conf(
         port=8883,
         cafile=tmp_path / "ca",
         certfile=tmp_path / "c",
         keyfile=tmp_path / "k",
         dynsec_file=tmp_path / "dynamic-security.json",
+        platform=PlatformListener(port=8884, cafile=tmp_path / "platform-ca", acl_file=tmp_path / "platform.acl"),
         persistence_dir=None,
         plugin=Path("/usr/lib/x/mosquitto_dynamic_security.so"),
     )
-    for line in (
-        "allow_anonymous false",
-        "require_certificate true",
-        "use_identity_as_username true",
-        "use_username_as_clientid true",
-        "listener 8883 0.0.0.0",
-        "plugin /usr/lib/x/mosquitto_dynamic_security.so",
-        f"plugin_opt_config_file {tmp_path / 'dynamic-security.json'}",
-    ):
-        assert line in conf.splitlines()
-    assert "acl_file" not in conf
+    head, terminals = conf.split("\nlistener 8883 0.0.0.0\n")
+    terminals, platform = terminals.split("\nlistener 8884 127.0.0.1\n")
+    assert "per_listener_settings true" in head.splitlines()
+    for security in ("allow_anonymous", "plugin", "acl_file", "cafile", "require_certificate"):
+        # before the first listener, it would open a default listener on 1883
+        assert not [line for line in head.splitlines() if line.startswith(security)]
+    for section in (terminals, platform):
+        for line in (
+            "allow_anonymous false",
+            "require_certificate true",
+            "use_identity_as_username true",
+            "use_username_as_clientid true",
+        ):
+            assert line in section.splitlines()
+    assert f"cafile {tmp_path / 'ca'}" in terminals.splitlines()
+    assert "plugin /usr/lib/x/mosquitto_dynamic_security.so" in terminals.splitlines()
+    assert f"plugin_opt_config_file {tmp_path / 'dynamic-security.json'}" in terminals.splitlines()
+    assert not [line for line in terminals.splitlines() if line.startswith("acl_file")]
+    assert f"cafile {tmp_path / 'platform-ca'}" in platform.splitlines()
+    assert f"acl_file {tmp_path / 'platform.acl'}" in platform.splitlines()
+    assert not [line for line in platform.splitlines() if line.startswith("plugin")]
+    with pytest.raises(ValueError, match="a port of its own"):
+        mosquitto_conf(
+            port=8883,
+            cafile=tmp_path / "ca",
+            certfile=tmp_path / "c",
+            keyfile=tmp_path / "k",
+            dynsec_file=tmp_path / "d.json",
+            platform=PlatformListener(port=8883, cafile=tmp_path / "p", acl_file=tmp_path / "a"),
+            persistence_dir=None,
+            plugin=Path("/x.so"),
+        )
 
 
 def test_read_fleet_refuses_bad_rows(tmp_path: Path) -> None:

@@ -17,14 +17,14 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from borne_cli.main import cli
-from provisioning.local_broker import LocalPKI, free_port, start_mosquitto
+from provisioning.local_broker import LocalPKI, free_port, start_mosquitto, wait_listening
 
 
 def test_generated_configuration_runs_and_enforces_the_acl(tmp_path: Path) -> None:
     pki = LocalPKI(tmp_path / "pki")
     fleet = tmp_path / "fleet.csv"
     fleet.write_text("site_id,device_id\nfs-1,borne-a\nfs-1,borne-b\n")
-    port = free_port()
+    port, platform_port = free_port(), free_port()
     args = [
         "provision",
         "fleet",
@@ -35,6 +35,10 @@ def test_generated_configuration_runs_and_enforces_the_acl(tmp_path: Path) -> No
         str(tmp_path / "conf"),
         "--ca",
         str(pki.ca_file),
+        "--platform-ca",
+        str(pki.platform_ca_file),
+        "--platform-port",
+        str(platform_port),
         "--cert",
         str(pki.root / "server.crt"),
         "--key",
@@ -54,9 +58,10 @@ def test_generated_configuration_runs_and_enforces_the_acl(tmp_path: Path) -> No
     assert "for 2 terminal(s)" in result.output
     broker = start_mosquitto(tmp_path / "conf" / "mosquitto.conf", port)
     try:
+        wait_listening(broker, platform_port)
         got: list[str] = []
         subscribed = threading.Event()
-        ingest = _client(pki, "ingest", port)
+        ingest = _client(pki, "ingest", platform_port)
         ingest.on_subscribe = lambda *_: subscribed.set()
         ingest.on_message = lambda _c, _u, message: got.append(message.topic)
         ingest.subscribe("borne/v1/+/+/batch", qos=1)
@@ -88,6 +93,8 @@ def test_bad_fleet_file_is_refused(tmp_path: Path) -> None:
             str(tmp_path / "o"),
             "--ca",
             str(tmp_path / "ca"),
+            "--platform-ca",
+            str(tmp_path / "platform-ca"),
             "--cert",
             "c",
             "--key",
@@ -103,13 +110,19 @@ def test_before_any_terminal_the_configuration_admits_the_platform_only(tmp_path
     pki = LocalPKI(tmp_path / "pki")
     base = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(tmp_path / "o")]
     base += ["--ca", str(pki.ca_file), "--cert", str(pki.root / "server.crt"), "--key", str(pki.root / "server.key")]
-    base += ["--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
+    base += ["--platform-ca", str(pki.platform_ca_file), "--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
     result = CliRunner().invoke(cli, base)
     assert result.exit_code == 0, result.output
     assert "no fleet list at" in result.output and "fleet sign" in result.output
     rights = json.loads((tmp_path / "o/dynamic-security.json").read_text())
-    assert [client["username"] for client in rights["clients"]] == ["ingest"]
-    for bad, message in ((["--bind", "bad host"], "is not an IP address"), (["--ingest", "borne-a"], "must start")):
+    assert rights["clients"] == []
+    assert "user ingest\n" in (tmp_path / "o/platform.acl").read_text()
+    for bad, message in (
+        (["--bind", "bad host"], "is not an IP address"),
+        (["--platform-bind", "localhost"], "is not an IP address"),
+        (["--ingest", "borne-a"], "must start"),
+        (["--platform-port", "8883"], "needs a port of its own"),
+    ):
         refused = CliRunner().invoke(cli, [*base, *bad])
         assert refused.exit_code != 0 and message in refused.output
 
@@ -130,10 +143,16 @@ def test_the_tls_files_are_checked_and_copied_where_the_broker_can_read_them(tmp
     pki = LocalPKI(tmp_path / "pki")
     base = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(tmp_path / "o")]
     base += ["--plugin", "/usr/lib/x/mosquitto_dynamic_security.so"]
-    files = {"--ca": pki.ca_file, "--cert": pki.root / "server.crt", "--key": pki.root / "server.key"}
+    files = {
+        "--ca": pki.ca_file,
+        "--platform-ca": pki.platform_ca_file,
+        "--cert": pki.root / "server.crt",
+        "--key": pki.root / "server.key",
+    }
     for option, wrong, message in (
         ("--ca", pki.root / "server.key", "--ca {} is not what it should be (PEM ca)"),
         ("--key", pki.root / "absent.key", "cannot read --key {}"),
+        ("--platform-ca", pki.ca_file, "--platform-ca {} is the fleet CA itself"),
     ):
         given = {**files, option: wrong}
         refused = CliRunner().invoke(cli, [*base, *(str(x) for pair in given.items() for x in pair)])
@@ -144,6 +163,8 @@ def test_the_tls_files_are_checked_and_copied_where_the_broker_can_read_them(tmp
     conf = (tmp_path / "o/mosquitto.conf").read_text()
     tls = (tmp_path / "o/tls").resolve()
     assert f"cafile {tls}/ca.crt" in conf and f"keyfile {tls}/server.key" in conf
+    assert f"cafile {tls}/platform-ca.crt" in conf
+    assert (tls / "platform-ca.crt").read_bytes() == pki.platform_ca_file.read_bytes()
     assert (tls / "server.key").read_bytes() == (pki.root / "server.key").read_bytes()
     key_mode = (tls / "server.key").stat().st_mode & 0o777
     assert key_mode in (0o640, 0o600) and (tls / "ca.crt").stat().st_mode & 0o777 == 0o644
@@ -168,6 +189,7 @@ def test_the_broker_running_as_its_own_user_starts_with_an_offline_ca_directory(
     conf, data = etc / "borne", etc / "data"
     args = ["provision", "fleet", "broker-config", "--fleet", str(tmp_path / "fleet.csv"), "--out", str(conf)]
     args += ["--ca", str(pki.ca_file), "--cert", str(pki.root / "server.crt"), "--key", str(pki.root / "server.key")]
+    args += ["--platform-ca", str(pki.platform_ca_file), "--platform-port", str(free_port())]
     args += ["--port", str(port), "--bind", "127.0.0.1", "--user", "mosquitto", "--data-dir", str(data)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

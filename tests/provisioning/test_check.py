@@ -85,7 +85,7 @@ def retained_status(pki: TestPKI, broker: Broker) -> Status:
 
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe(f"borne/v1/{SITE}/{DEVICE}/status", qos=1)
-    client.connect(broker.host, broker.port)
+    client.connect(broker.host, broker.platform_port)
     client.loop_start()
     try:
         assert arrived.wait(10), "no retained Status on the broker"

@@ -136,11 +136,29 @@ def test_platform_names_are_refused_for_terminals_and_issued_to_consumers(tmp_pa
     assert init.exit_code == 1 and "reserved to the central platform" in init.output
     assert not (tmp_path / "root").exists()
 
-    args = ["provision", "fleet", "platform-cert", "--ca-dir", tmp_path / "ca", "--out", tmp_path / "platform"]
+    # The platform's certificates come from the platform's own CA, never from the fleet CA.
+    with_fleet_ca = ["provision", "fleet", "platform-cert", "--ca-dir", tmp_path / "ca", "--out", tmp_path / "platform"]
+    refused = borne(*with_fleet_ca, "--name", "ingest-1")
+    assert refused.exit_code == 1 and "is the fleet CA" in refused.output and "platform-ca init" in refused.output
+    assert not (tmp_path / "platform").exists()
+    made = borne("provision", "fleet", "platform-ca", "init", "--out", tmp_path / "platform-ca")
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "platform-ca/role").read_text() == "platform\n"
+    args = ["provision", "fleet", "platform-cert", "--ca-dir", tmp_path / "platform-ca", "--out", tmp_path / "platform"]
     assert borne(*args, "--name", "borne-a").exit_code == 1
     result = borne(*args, "--name", "ingest-1")
     assert result.exit_code == 0, result.output
     certificate = x509.load_pem_x509_certificate((tmp_path / "platform/ingest-1.crt").read_bytes())
     assert certificate.subject.rfc4514_string() == "CN=ingest-1"
+    platform_ca = x509.load_pem_x509_certificate((tmp_path / "platform-ca/ca.crt").read_bytes())
+    certificate.verify_directly_issued_by(platform_ca)
+    # And the platform CA signs no terminal.
+    device_csr = tmp_path / "borne-a.csr"
+    device_csr.write_bytes(_csr("borne-a"))
+    wrong = borne(
+        "provision", "fleet", "sign", "--ca-dir", tmp_path / "platform-ca", "--out", tmp_path / "s", device_csr
+    )
+    assert wrong.exit_code == 1 and "is the platform's CA" in wrong.output
+    assert not (tmp_path / "s").exists()
     assert stat.S_IMODE((tmp_path / "platform/ingest-1.key").stat().st_mode) == 0o600
     assert "already exists" in borne(*args, "--name", "ingest-1").output

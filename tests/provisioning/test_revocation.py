@@ -134,7 +134,7 @@ def test_broker_config_refuses_a_crl_of_another_ca(tmp_path: Path) -> None:
         == 0
     )
     base += ["--ca", ca / "ca.crt", "--cert", tmp_path / "tls/server.crt", "--key", tmp_path / "tls/server.key"]
-    base += ["--plugin", "/usr/lib/x/dynsec.so"]
+    base += ["--plugin", "/usr/lib/x/dynsec.so", "--platform-ca", tmp_path / "other/ca.crt"]
     refused = borne(*base, "--crl", tmp_path / "other/crl.pem")
     assert refused.exit_code == 2 and "was not issued by the CA of --ca" in refused.output
     garbage = tmp_path / "garbage.pem"
@@ -152,6 +152,10 @@ class _Broker:
 
     def __init__(self, tmp_path: Path, ca: Path) -> None:
         self.tmp_path, self.ca, self.port = tmp_path, ca, free_port()
+        self.platform_ca = tmp_path / "platform-ca/ca.crt"
+        if not self.platform_ca.exists():
+            made = borne("provision", "fleet", "platform-ca", "init", "--out", self.platform_ca.parent)
+            assert made.exit_code == 0, made.output
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -163,6 +167,7 @@ class _Broker:
         args += ["--out", self.tmp_path / "conf", "--ca", self.ca / "ca.crt", "--crl", self.ca / "crl.pem"]
         args += ["--cert", tls / "server.crt", "--key", tls / "server.key", "--port", str(self.port)]
         args += ["--bind", "127.0.0.1", *(["--user", "root"] if os.geteuid() == 0 else [])]
+        args += ["--platform-ca", self.platform_ca, "--platform-port", str(free_port())]
         written = borne(*args)
         assert written.exit_code == 0, written.output
         self.process = start_mosquitto(self.tmp_path / "conf/mosquitto.conf", self.port)

@@ -1,14 +1,20 @@
-"""The technician's guide as one test: fleet CA and broker certificate, terminal init, CSR signed into the
-fleet list, broker configuration generated from that list and run by a real mosquitto, certificate installed, model
-installed from a "USB stick", and `borne provision check` passing its broker line."""
+"""The technician's guide as one test: fleet CA and broker certificate, the platform's own CA and the ingest
+consumer's certificate, terminal init, CSR signed into the fleet list, broker configuration generated from that list
+and run by a real mosquitto, certificate installed, model installed from a "USB stick", `borne provision check`
+passing its broker line, and the platform reading the terminal's Status on its own listener."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
-from provisioning.local_broker import free_port, start_mosquitto
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from provisioning.local_broker import free_port, start_mosquitto, wait_listening
+from sync_agent.contract import Status, topic
 from tests.provisioning.helpers import DEVICE, SITE, borne, init_args, make_bundle
 
 
@@ -17,7 +23,10 @@ def test_blank_terminal_to_enrolled_and_checked(tmp_path: Path) -> None:
     assert borne("provision", "fleet", "ca", "init", "--out", fleet / "ca").exit_code == 0
     server = ["provision", "fleet", "server-cert", "--ca-dir", fleet / "ca", "--out", fleet / "broker-tls"]
     assert borne(*server, "--name", "127.0.0.1", "--name", "localhost").exit_code == 0
-    port = free_port()
+    assert borne("provision", "fleet", "platform-ca", "init", "--out", fleet / "platform-ca").exit_code == 0
+    platform = ["provision", "fleet", "platform-cert", "--name", "ingest", "--out", fleet / "platform"]
+    assert borne(*platform, "--ca-dir", fleet / "platform-ca").exit_code == 0
+    port, platform_port = free_port(), free_port()
 
     assert borne(*init_args(root, broker=f"mqtts://127.0.0.1:{port}")).exit_code == 0
     csr = root / "etc/borne/tls/device.csr"
@@ -39,6 +48,7 @@ def test_blank_terminal_to_enrolled_and_checked(tmp_path: Path) -> None:
     conf = fleet / "mosquitto"
     config_args = ["--ca", fleet / "ca/ca.crt", "--cert", fleet / "broker-tls/server.crt"]
     config_args += ["--key", fleet / "broker-tls/server.key", "--port", str(port), "--bind", "127.0.0.1"]
+    config_args += ["--platform-ca", fleet / "platform-ca/ca.crt", "--platform-port", str(platform_port)]
     if os.geteuid() == 0:
         config_args += ["--user", "root"]
     generated = borne(
@@ -67,6 +77,8 @@ def test_blank_terminal_to_enrolled_and_checked(tmp_path: Path) -> None:
         # model: the stick's bundle is a stand-in, not a real Whisper model; no microphone, screen or systemd here
         skips = [arg for name in ("model", "microphone", "display", "clock", "units") for arg in ("--skip", name)]
         result = borne("provision", "check", "--config", root / "etc/borne/borne.toml", "--json", *skips)
+        wait_listening(broker, platform_port)
+        status = _read_as_platform(fleet, platform_port, topic(SITE, DEVICE, "status"))
     finally:
         broker.terminate()
         broker.wait(10)
@@ -84,3 +96,26 @@ def test_blank_terminal_to_enrolled_and_checked(tmp_path: Path) -> None:
         "broker": "pass",
         "units": "skip",
     }
+    assert Status.model_validate_json(status).device_id == DEVICE
+
+
+def _read_as_platform(fleet: Path, port: int, status_topic: str) -> bytes:
+    """The retained Status the check left, read with the platform's certificate on the platform's listener."""
+    got: list[bytes] = []
+    arrived = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest", protocol=mqtt.MQTTv5)
+    client.tls_set(
+        ca_certs=str(fleet / "ca/ca.crt"),
+        certfile=str(fleet / "platform/ingest.crt"),
+        keyfile=str(fleet / "platform/ingest.key"),
+    )
+    client.on_connect = lambda c, *_: c.subscribe(status_topic, qos=1)
+    client.on_message = lambda _c, _u, message: (got.append(bytes(message.payload)), arrived.set())
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert arrived.wait(10), "the platform read no Status on its listener"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]

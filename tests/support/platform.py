@@ -44,7 +44,7 @@ class AckingPlatform:
         self.client.on_connect = lambda c, *_: c.subscribe("$share/ingest/borne/v1/+/+/batch", qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(broker.host, broker.platform_port)
         self.client.loop_start()
         if not self.subscribed.wait(10):
             raise RuntimeError("the test platform could not subscribe")

@@ -385,7 +385,7 @@ def read_retained(broker: Broker, topic: str) -> Status:
         event.set()
 
     client.on_message = on_message
-    client.connect(broker.host, broker.port)
+    client.connect(broker.host, broker.platform_port)
     client.loop_start()
     try:
         assert event.wait(10), f"no retained message on {topic}"
