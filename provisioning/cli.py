@@ -290,11 +290,13 @@ def models_install(
     help="Input device to test (PortAudio name or index) [default: [kiosk] microphone_device, else the default input].",
 )
 def check(config: Path, as_json: bool, skip: tuple[str, ...], min_free_mb: int, microphone_device: str | None) -> None:
-    """Self-test of the terminal: settings, disk, clock, certificate, model (transcribes a French clip),
-    microphone (level of a short read), display, broker (TLS with the device's certificate, a retained
-    Status published and acknowledged under the broker's ACL), systemd units.
+    """Self-test of the terminal: settings, disk, clock, certificate (a warning 30 days before it
+    expires), model (transcribes a French clip), microphone (level of a short read), display, broker (TLS
+    with the device's certificate, a retained Status published and acknowledged under the broker's ACL),
+    systemd units.
 
-    Prints one line per check, with the fix for each failure; exits with status 1 if any check failed.
+    Prints one line per check, with the fix for each failure and warning; exits with status 1 if any
+    check failed (warnings alone exit 0).
     """
     from provisioning.checks import CheckContext, format_result, run_checks, summary
 

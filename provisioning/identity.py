@@ -28,6 +28,10 @@ class IdentityError(ProvisioningError):
     """A key, certificate or CA that cannot be used."""
 
 
+class CertificateExpired(IdentityError):
+    """The certificate is past its end of validity."""
+
+
 @dataclass(frozen=True)
 class Identity:
     """Validated PEM contents, ready to be installed."""
@@ -150,7 +154,7 @@ def verify_identity(
             "set the clock (NTP: `timedatectl set-ntp true`) and check again",
         )
     if moment > certificate.not_valid_after_utc:
-        raise IdentityError(
+        raise CertificateExpired(
             f"{cert_name} expired on {certificate.not_valid_after_utc:%Y-%m-%d}",
             "have a new certificate signed (`borne provision fleet sign`) and install it",
         )

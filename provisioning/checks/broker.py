@@ -10,13 +10,21 @@ import sqlite3
 import ssl
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from provisioning.checks.runner import CheckContext, CheckResult, Outcome, failed, passed, settings_or_skip
-from provisioning.identity import IdentityError, common_name, read_pem, verify_identity
+from provisioning.checks.runner import (
+    CheckContext,
+    CheckResult,
+    Outcome,
+    failed,
+    passed,
+    settings_or_skip,
+    warned,
+)
+from provisioning.identity import CertificateExpired, IdentityError, common_name, read_pem, verify_identity
 from provisioning.layout import free_space_path
 from sync_agent.contract import ComponentState, DeviceConfig, Status, topic
 from sync_agent.settings import SyncSettings
@@ -40,6 +48,8 @@ def check_certificate(ctx: CheckContext) -> CheckResult:
             f"sign the CSR on the fleet side (`borne provision fleet sign --ca-dir CA {csr.name}`), "
             "then `borne provision install-cert --cert DEVICE.crt --ca ca.crt`",
         )
+    now = ctx.now()
+    renewal = renewal_steps(section.tls_cert, sync.device.device_id)
     try:
         identity = verify_identity(
             key_pem=read_pem(section.tls_key, "device key"),
@@ -47,14 +57,46 @@ def check_certificate(ctx: CheckContext) -> CheckResult:
             ca_pem=read_pem(section.tls_ca, "fleet CA certificate"),
             device_id=sync.device.device_id,
             where={"key": str(section.tls_key), "cert": str(section.tls_cert), "ca": str(section.tls_ca)},
+            now=now,
         )
     except IdentityError as error:
+        if isinstance(error, CertificateExpired):
+            return failed(
+                "certificate", f"{error.problem}: the broker refuses this terminal, records wait in the outbox", renewal
+            )
         return failed("certificate", error.problem, error.fix)
     certificate = identity.certificate
-    return passed(
-        "certificate",
+    until = certificate.not_valid_after_utc
+    detail = (
         f"{section.tls_cert}: CN {identity.common_name}, signed by {common_name(certificate.issuer)}, "
-        f"valid until {certificate.not_valid_after_utc:%Y-%m-%d}",
+        f"valid until {until:%Y-%m-%d}"
+    )
+    left = until - now
+    if left < timedelta(days=ctx.certificate_warn_days):
+        days = max(0, left.days)
+        return warned(
+            "certificate",
+            f"{detail}: expires in {days} day{'s' if days != 1 else ''} (the broker refuses it from then on)",
+            f"renew it before {until:%Y-%m-%d}: {renewal}",
+        )
+    return passed("certificate", detail)
+
+
+def renewal_steps(cert: Path, device_id: str) -> str:
+    """How a terminal's certificate is renewed: its CSR (the same key) signed again by the fleet CA, or
+    without a CSR on the terminal (a certificate made elsewhere), a new key and CSR."""
+    csr = cert.with_name("device.csr")
+    if not csr.exists():
+        return (
+            f"there is no CSR at {csr}: make a new key and CSR with `sudo borne provision init --force` (same "
+            "arguments as the first time), have it signed with `borne provision fleet sign`, install it with "
+            '`sudo borne provision install-cert` and restart borne-sync (docs/technician.md, "Renewing a certificate")'
+        )
+    return (
+        f"carry {csr} (no secret in it) to the fleet operator, who signs it again: `borne provision fleet sign "
+        f"--ca-dir fleet/ca --fleet fleet/fleet.csv device.csr`; back on the terminal `sudo borne provision "
+        f"install-cert --cert {device_id}.crt`, then `sudo systemctl restart borne-sync` and check again "
+        '(docs/technician.md, "Renewing a certificate")'
     )
 
 
@@ -73,7 +115,7 @@ def _backlog(outbox: Path) -> int:
 def _state_from(result: CheckResult | None) -> ComponentState:
     if result is None or result.outcome == Outcome.SKIP:
         return ComponentState.UNKNOWN
-    return ComponentState.OK if result.outcome == Outcome.PASS else ComponentState.FAILED
+    return ComponentState.OK if result.outcome in (Outcome.PASS, Outcome.WARN) else ComponentState.FAILED
 
 
 def check_status(sync: SyncSettings, ctx: CheckContext) -> Status:

@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -27,6 +28,7 @@ Check = Callable[["CheckContext"], "CheckResult"]
 
 class Outcome(StrEnum):
     PASS = "pass"  # noqa: S105 — a verdict, not a password
+    WARN = "warn"  # passes now, needs doing soon (the exit status stays 0)
     FAIL = "fail"
     SKIP = "skip"
 
@@ -54,6 +56,14 @@ def failed(name: str, detail: str, fix: str) -> CheckResult:
     return CheckResult(name, Outcome.FAIL, detail, fix)
 
 
+def warned(name: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(name, Outcome.WARN, detail, fix)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class CheckContext:
     """What the checks read: the settings file, thresholds and system facts (replaceable in tests)."""
@@ -69,6 +79,8 @@ class CheckContext:
     drm_root: Path = Path("/sys/class/drm")
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     systemd_root: Path = Path("/run/systemd/system")
+    now: Callable[[], datetime] = _utc_now
+    certificate_warn_days: int = 30  # warn when the device certificate expires within this many days
     results: dict[str, CheckResult] = field(default_factory=dict)
     _settings: tuple[SyncSettings, KioskSettings] | None = None
 
@@ -128,7 +140,7 @@ def run_all(
 
 
 def format_result(result: CheckResult, width: int = 12) -> str:
-    mark = {Outcome.PASS: "pass", Outcome.FAIL: "FAIL", Outcome.SKIP: "skip"}[result.outcome]
+    mark = {Outcome.PASS: "pass", Outcome.WARN: "WARN", Outcome.FAIL: "FAIL", Outcome.SKIP: "skip"}[result.outcome]
     line = f"{result.name:<{width}} {mark:<6} {result.detail}"
     if result.fix:
         line += f"\n{'':<{width}} {'':<6} fix: {result.fix}"
@@ -138,4 +150,8 @@ def format_result(result: CheckResult, width: int = 12) -> str:
 def summary(results: Sequence[CheckResult]) -> str:
     counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in Outcome}
     verdict = "FAILED" if counts[Outcome.FAIL] else "OK"
-    return f"{verdict}: {counts[Outcome.PASS]} passed, {counts[Outcome.FAIL]} failed, {counts[Outcome.SKIP]} skipped"
+    warnings = f", {counts[Outcome.WARN]} to act on soon (WARN)" if counts[Outcome.WARN] else ""
+    return (
+        f"{verdict}: {counts[Outcome.PASS]} passed{warnings}, {counts[Outcome.FAIL]} failed, "
+        f"{counts[Outcome.SKIP]} skipped"
+    )

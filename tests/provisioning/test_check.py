@@ -8,7 +8,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_models.wer import word_error_rate
 from provisioning.broker import FleetDevice
 from provisioning.checks import (
+    CHECKS,
     CheckContext,
     CheckResult,
     Outcome,
@@ -55,13 +56,13 @@ def broker(tmp_path: Path, pki: TestPKI) -> Iterator[Broker]:
         running.stop()
 
 
-def enrol_terminal(root: Path, pki: TestPKI, port: int) -> Path:
+def enrol_terminal(root: Path, pki: TestPKI, port: int, days: int = 825) -> Path:
     """A terminal enrolled as a technician does it: init (key + CSR), CSR signed by the fleet CA, install-cert."""
     result = borne(*init_args(root, broker=f"mqtts://127.0.0.1:{port}"))
     assert result.exit_code == 0, result.output
     csr = root / "etc/borne/tls/device.csr"
     signed = root.parent / "signed.crt"
-    signed.write_bytes(sign_csr(pki.ca, csr.read_bytes()))
+    signed.write_bytes(sign_csr(pki.ca, csr.read_bytes(), days=days))
     install_certificate(root, signed, pki.ca_file)
     return root / "etc/borne/borne.toml"
 
@@ -153,6 +154,51 @@ def test_certificate_check_names_the_csr_waiting_for_signature(tmp_path: Path) -
     result = check_certificate(CheckContext(config=tmp_path / "root/etc/borne/borne.toml"))
     assert result.outcome == Outcome.FAIL
     assert "its CSR waits at" in result.detail and "fleet sign" in result.fix
+
+
+def test_a_certificate_expiring_within_30_days_warns_with_the_renewal_steps(tmp_path: Path, pki: TestPKI) -> None:
+    config = enrol_terminal(tmp_path / "root", pki, 8883, days=10)
+    result = check_certificate(CheckContext(config=config))
+    assert result.outcome == Outcome.WARN, result
+    assert "expires in 9 days" in result.detail or "expires in 10 days" in result.detail
+    csr = config.parent / "tls/device.csr"
+    assert f"carry {csr}" in result.fix and "borne provision fleet sign" in result.fix
+    assert f"install-cert --cert {DEVICE}.crt" in result.fix and "restart borne-sync" in result.fix
+    # The command passes (exit 0) and says so in its table and its summary.
+    shown = borne(
+        "provision",
+        "check",
+        "--config",
+        config,
+        *[a for n in CHECKS if n not in ("settings", "certificate") for a in ("--skip", n)],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "certificate  WARN" in shown.output and "fix: renew it before" in shown.output
+    assert "OK: 1 passed, 1 to act on soon (WARN), 0 failed" in shown.output
+    as_json = json.loads(
+        borne(
+            "provision",
+            "check",
+            "--config",
+            config,
+            "--json",
+            *[a for n in CHECKS if n != "certificate" for a in ("--skip", n)],
+        ).output
+    )
+    assert as_json["ok"] and [c["result"] for c in as_json["checks"] if c["name"] == "certificate"] == ["warn"]
+
+
+def test_an_expired_certificate_fails_with_the_renewal_steps(tmp_path: Path, pki: TestPKI) -> None:
+    config = enrol_terminal(tmp_path / "root", pki, 8883)  # 825 days
+    now = datetime.now(UTC)
+    for days, outcome in ((700, Outcome.PASS), (800, Outcome.WARN), (826, Outcome.FAIL)):
+        result = check_certificate(CheckContext(config=config, now=lambda days=days: now + timedelta(days=days)))
+        assert result.outcome == outcome, (days, result)
+    assert "expired on" in result.detail and "the broker refuses this terminal" in result.detail
+    assert "borne provision fleet sign" in result.fix and "install-cert" in result.fix
+    (config.parent / "tls/device.csr").unlink()  # a certificate made elsewhere: no CSR to sign again
+    result = check_certificate(CheckContext(config=config, now=lambda: now + timedelta(days=826)))
+    assert result.outcome == Outcome.FAIL and "no CSR at" in result.fix and "provision init --force" in result.fix
 
 
 # -- model -------------------------------------------------------------------------------------------
