@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -28,6 +29,9 @@ from provisioning.broker import (
 from provisioning.checks import CHECKS
 from provisioning.errors import ProvisioningError
 from provisioning.layout import SYSTEM_ROOT
+
+if TYPE_CHECKING:
+    from provisioning.units import UnitOptions
 
 _root_option = click.option(
     "--root",
@@ -781,7 +785,37 @@ def _units_error() -> Iterator[None]:
     show_default="the borne next to this Python",
     help="Absolute path of the borne command the units run (inside the image: required with --root).",
 )
-def install_units(root: Path | None, central: bool, executable: Path | None) -> None:
+@click.option(
+    "--broker-address",
+    "broker_addresses",
+    multiple=True,
+    metavar="CIDR",
+    help="Let the sync agent reach only this network (repeat: every address the broker's name may resolve to) "
+    "and the DNS resolvers: IPAddressDeny=any plus IPAddressAllow=. Default: any address.",
+)
+@click.option(
+    "--resolver-address",
+    "resolver_addresses",
+    multiple=True,
+    metavar="CIDR",
+    help="A DNS resolver the sync agent may ask (repeat), with --broker-address [default on this system: the "
+    "nameserver lines of /etc/resolv.conf; required with --root].",
+)
+@click.option(
+    "--touch-device",
+    default=None,
+    metavar="PATH",
+    help="The touch screen's node, best a stable link under /dev/input/by-id or by-path: the kiosk may open "
+    "it alone instead of every input device. Default: every input device (char-input).",
+)
+def install_units(
+    root: Path | None,
+    central: bool,
+    executable: Path | None,
+    broker_addresses: tuple[str, ...],
+    resolver_addresses: tuple[str, ...],
+    touch_device: str | None,
+) -> None:
     """Install the systemd units, their user and directories; enable and start them (see docs/systemd.md)."""
     from provisioning.units import (
         CENTRAL,
@@ -796,6 +830,16 @@ def install_units(root: Path | None, central: bool, executable: Path | None) -> 
     )
 
     plan = CENTRAL if central else TERMINAL
+    with _units_error():
+        options = _unit_options(root, central, broker_addresses, resolver_addresses, touch_device)
+    if options.broker_addresses:
+        click.echo(
+            "borne-sync may reach only "
+            + ", ".join(["loopback", *options.broker_addresses, *options.resolver_addresses])
+            + " (the broker and the resolvers)"
+        )
+    if options.touch_device is not None:
+        click.echo(f"borne-kiosk may open only {options.touch_device} among the input devices")
     if root is not None and executable is None:
         raise click.UsageError(
             "--root writes units for another system (an image): give --executable with the path of borne "
@@ -808,7 +852,7 @@ def install_units(root: Path | None, central: bool, executable: Path | None) -> 
         raise click.ClickException(f"--executable {chosen}: systemd needs an absolute path")
     if root is not None:
         with _units_error():
-            written = install_into_image(root, plan, chosen)
+            written = install_into_image(root, plan, chosen, options)
         for path in written:
             click.echo(f"wrote {path}")
         sources = " and ".join(f"/{directory}" for directory in (SYSUSERS_DIR, TMPFILES_DIR) if plan.uses(directory))
@@ -818,7 +862,7 @@ def install_units(root: Path | None, central: bool, executable: Path | None) -> 
         )
         return
     with _units_error():
-        written, handed = install_here(plan, chosen)
+        written, handed = install_here(plan, chosen, options)
     for path in written:
         click.echo(f"wrote {path}")
     for path in handed:
@@ -831,6 +875,46 @@ def install_units(root: Path | None, central: bool, executable: Path | None) -> 
         f"enabled and started {', '.join(plan.units)}; follow them with: journalctl -f "
         + " ".join(f"-u {unit}" for unit in plan.units)
     )
+
+
+def _unit_options(
+    root: Path | None,
+    central: bool,
+    broker_addresses: tuple[str, ...],
+    resolver_addresses: tuple[str, ...],
+    touch_device: str | None,
+) -> UnitOptions:
+    """The technician's narrowing of the terminal's units, checked (UnitsError names the problem and fix)."""
+    from provisioning.units import UnitOptions, UnitsError, ip_networks, resolvers_of
+    from provisioning.units import touch_device as touch_node
+
+    if central and (broker_addresses or resolver_addresses or touch_device):
+        raise UnitsError(
+            "--broker-address, --resolver-address and --touch-device narrow the terminal's units: "
+            "leave them out with --central"
+        )
+    if resolver_addresses and not broker_addresses:
+        raise UnitsError(
+            "--resolver-address only matters with --broker-address (without it the sync agent may reach any "
+            "address): give the broker's addresses too"
+        )
+    brokers = ip_networks(broker_addresses, "--broker-address")
+    resolvers = ip_networks(resolver_addresses, "--resolver-address")
+    if brokers and not resolvers:
+        if root is not None:
+            raise UnitsError(
+                "with --root, give --resolver-address: the image's DNS resolvers are not known here (the "
+                "terminal's network gives them); with the broker given as an IP address in borne.toml, "
+                "--resolver-address 127.0.0.1 (loopback, allowed anyway)"
+            )
+        found = resolvers_of(Path("/etc/resolv.conf"))
+        if not found:
+            raise UnitsError(
+                "no nameserver in /etc/resolv.conf: give the DNS resolvers with --resolver-address "
+                "(`resolvectl dns`), or the sync agent could not resolve the broker's name"
+            )
+        resolvers = ip_networks(found, "nameserver in /etc/resolv.conf")
+    return UnitOptions(brokers, resolvers, touch_node(touch_device) if touch_device else None)
 
 
 provision.add_command(install_units)

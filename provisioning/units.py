@@ -10,9 +10,11 @@ systemd-sysusers.service and systemd-tmpfiles-setup.service read the same files.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 import pwd
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,20 +94,99 @@ CENTRAL = Plan(
 )
 
 
+@dataclass(frozen=True)
+class UnitOptions:
+    """What the technician may narrow in the terminal's units (nothing by default)."""
+
+    broker_addresses: tuple[str, ...] = ()
+    """The sync agent may reach only these networks (the broker's addresses, CIDR) and the resolvers."""
+    resolver_addresses: tuple[str, ...] = ()
+    """The DNS resolvers the sync agent asks for the broker's address (CIDR); loopback is always allowed."""
+    touch_device: PurePosixPath | None = None
+    """The kiosk's only input device (instead of every `char-input` device)."""
+
+
+def ip_networks(values: Sequence[str], option: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks as systemd's IPAddressAllow= takes them; UnitsError naming a bad one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise UnitsError(
+                f"{option} {value!r} is not an IP address or network: give addresses, e.g. 203.0.113.10 or "
+                "203.0.113.0/28 (the broker's: `getent ahosts HOST`; the resolvers: `resolvectl dns` or "
+                "the nameserver lines of /etc/resolv.conf)"
+            ) from None
+    return tuple(dict.fromkeys(networks))
+
+
+def resolvers_of(resolv_conf: Path) -> tuple[str, ...]:
+    """The `nameserver` addresses of a resolv.conf (none if it cannot be read)."""
+    try:
+        text = resolv_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            found.append(words[1].split("%")[0])  # fe80::1%eth0: the zone is not part of the address
+    return tuple(found)
+
+
+def touch_device(value: str) -> PurePosixPath:
+    """The kiosk's touch device node: an absolute path under /dev/input (a stable by-id or by-path link best)."""
+    path = PurePosixPath(value)
+    if not path.is_absolute() or not path.is_relative_to("/dev/input") or ".." in path.parts:
+        raise UnitsError(
+            f"--touch-device {value}: expected the touch screen's node under /dev/input, best its stable link "
+            "(ls -l /dev/input/by-id /dev/input/by-path; e.g. /dev/input/by-path/platform-...-event)"
+        )
+    return path
+
+
+def _narrowed(source: str, text: str, options: UnitOptions) -> str:
+    """The unit with the technician's narrowing applied (each marker line must be there)."""
+
+    def replace(marker: str, replacement: str) -> str:
+        if text.count(marker) != 1:
+            raise RuntimeError(f"{source}: expected one '{marker.strip()}' line to narrow")
+        return text.replace(marker, replacement)
+
+    if source == "borne-sync.service" and options.broker_addresses:
+        allowed = ["localhost", *options.broker_addresses, *options.resolver_addresses]
+        text = replace(
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+            "# Only the broker and the DNS resolvers (install-units --broker-address, --resolver-address);\n"
+            "# run install-units again when their addresses change.\n"
+            "IPAddressDeny=any\n" + "".join(f"IPAddressAllow={network}\n" for network in dict.fromkeys(allowed)),
+        )
+    if source == "borne-kiosk.service" and options.touch_device is not None:
+        text = replace(
+            "DeviceAllow=char-input rw\n",
+            f"# Only the touch screen (install-units --touch-device), not every input device.\n"
+            f"DeviceAllow={options.touch_device} rw\n",
+        )
+    return text
+
+
 def shipped_text(name: str) -> str:
     """The text of a file shipped in provisioning/systemd/."""
     return (files("provisioning") / "systemd" / name).read_text(encoding="utf-8")
 
 
-def render(file: ShippedFile, executable: PurePosixPath) -> str:
-    """The file as installed: a unit's ExecStart= names `executable` instead of the shipped path."""
+def render(file: ShippedFile, executable: PurePosixPath, options: UnitOptions | None = None) -> str:
+    """The file as installed: a unit's ExecStart= names `executable` instead of the shipped path, and
+    `options` narrow what the sync agent may reach and which input device the kiosk may open."""
     text = shipped_text(file.source)
     if not file.is_unit:
         return text
     marker = f"ExecStart={SHIPPED_EXEC} "
     if marker not in text:
         raise RuntimeError(f"{file.source}: no '{marker}' line to point at the installed borne")
-    return text.replace(marker, f"ExecStart={executable} ")
+    return _narrowed(file.source, text.replace(marker, f"ExecStart={executable} "), options or UnitOptions())
 
 
 def default_executable() -> Path | None:
@@ -126,9 +207,9 @@ def enablement_links(plan: Plan) -> dict[PurePosixPath, str]:
     }
 
 
-def write_files(root: Path, plan: Plan, executable: PurePosixPath) -> list[Path]:
+def write_files(root: Path, plan: Plan, executable: PurePosixPath, options: UnitOptions | None = None) -> list[Path]:
     """Write the plan's files under `root` (each whole or not at all); returns the paths written."""
-    rendered = {file.target: render(file, executable) for file in plan.files}  # fail before writing anything
+    rendered = {file.target: render(file, executable, options) for file in plan.files}  # fail before writing
     written: list[Path] = []
     for target, text in rendered.items():
         path = root / target
@@ -250,10 +331,11 @@ def install_live(
     root: Path = Path("/"),
     gid_of: Callable[[str], int] = group_id,
     uid_of: Callable[[str], int] = user_id,
+    options: UnitOptions | None = None,
 ) -> tuple[list[Path], list[Path]]:
     """Write the files under `root` (/ but in tests), create the users and directories, enable and start the
     units. Returns the files written and the TLS files handed to the services' group."""
-    written = write_files(root, plan, PurePosixPath(executable))
+    written = write_files(root, plan, PurePosixPath(executable), options)
     run(["systemd-sysusers", *(str(root / path) for path in plan.sysusers)])
     if plan.tmpfiles:
         run(["systemd-tmpfiles", "--create", *(str(root / path) for path in plan.tmpfiles)])
@@ -268,19 +350,26 @@ def install_live(
     return written, handed
 
 
-def install_into_image(root: Path, plan: Plan, executable: Path) -> list[Path]:
+def install_into_image(root: Path, plan: Plan, executable: Path, options: UnitOptions | None = None) -> list[Path]:
     """Only write the files (and the enablement links) under `root`, an image being built; run nothing."""
     refuse_hidden(executable, follow=False)
-    return write_files(root, plan, PurePosixPath(executable)) + write_links(root, plan)
+    return write_files(root, plan, PurePosixPath(executable), options) + write_links(root, plan)
 
 
-def install_here(plan: Plan, executable: Path) -> tuple[list[Path], list[Path]]:
+def install_here(plan: Plan, executable: Path, options: UnitOptions | None = None) -> tuple[list[Path], list[Path]]:
     """Install on this running system (as root, under systemd): `install_live`'s files and TLS files."""
     check_live_system(os.geteuid(), shutil.which, Path("/run/systemd/system").is_dir())
     if not os.access(executable, os.X_OK):
         raise UnitsError(f"--executable {executable}: not an executable file")
     refuse_hidden(executable, follow=True)
-    return install_live(plan, executable)
+    if options is not None and options.touch_device is not None:
+        node = Path(options.touch_device)
+        if not node.exists() or not stat.S_ISCHR(node.stat().st_mode):
+            raise UnitsError(
+                f"--touch-device {node}: no such character device here; plug the touch screen in and pick its "
+                "node (ls -l /dev/input/by-id /dev/input/by-path)"
+            )
+    return install_live(plan, executable, options=options)
 
 
 __all__ = [
@@ -288,10 +377,14 @@ __all__ = [
     "TERMINAL",
     "Plan",
     "ShippedFile",
+    "UnitOptions",
     "UnitsError",
     "install_here",
     "install_into_image",
+    "ip_networks",
     "render",
+    "resolvers_of",
     "shipped_text",
+    "touch_device",
     "write_files",
 ]
