@@ -167,6 +167,8 @@ class BrokerTls:
     crlfile: Path | None
     platform_cafile: Path
     platform_crlfile: Path | None
+    platform_certfile: Path | None = None
+    platform_keyfile: Path | None = None
 
 
 def copy_tls_files(
@@ -178,6 +180,8 @@ def copy_tls_files(
     crl: Path | None,
     platform_ca: Path,
     platform_crl: Path | None = None,
+    platform_cert: Path | None = None,
+    platform_key: Path | None = None,
     group: str | None,
 ) -> BrokerTls:
     """Copy the broker's TLS files into `tls_dir`: Mosquitto reads them after it has dropped to its own
@@ -206,15 +210,22 @@ def copy_tls_files(
         "server.key": read(key, "--key", lambda data: serialization.load_pem_private_key(data, password=None)),
     }
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    fleet_key, platform_key = (
+    fleet_ca_key, platform_ca_key = (
         x509.load_pem_x509_certificate(contents[name]).public_key().public_bytes(serialization.Encoding.DER, spki)
         for name in ("ca.crt", "platform-ca.crt")
     )
-    if fleet_key == platform_key:
+    if fleet_ca_key == platform_ca_key:
         raise ValueError(
             f"--platform-ca {platform_ca} is the fleet CA itself: every technician holding the fleet CA could "
             "then make a platform certificate; make the platform its own CA with `borne provision fleet "
             "platform-ca init` and give its ca.crt"
+        )
+    if (platform_cert is None) != (platform_key is None):
+        raise ValueError("--platform-cert and --platform-key go together: give both, or neither")
+    if platform_cert is not None and platform_key is not None:
+        contents["platform-server.crt"] = read(platform_cert, "--platform-cert", x509.load_pem_x509_certificate)
+        contents["platform-server.key"] = read(
+            platform_key, "--platform-key", lambda data: serialization.load_pem_private_key(data, password=None)
         )
     if crl is not None:
         contents["crl.pem"] = read(crl, "--crl", x509.load_pem_x509_crl)
@@ -229,7 +240,7 @@ def copy_tls_files(
     tls_dir.mkdir(parents=True, exist_ok=True)
     tls_dir.chmod(0o755)
     for name, data in contents.items():
-        if name != "server.key":
+        if not name.endswith(".key"):
             write_atomically(tls_dir / name, data, 0o644)
         elif gid is not None:
             write_atomically(tls_dir / name, data, 0o640, (0, gid))
@@ -242,6 +253,8 @@ def copy_tls_files(
         tls_dir / "crl.pem" if crl else None,
         tls_dir / "platform-ca.crt",
         tls_dir / "platform-crl.pem" if platform_crl else None,
+        tls_dir / "platform-server.crt" if platform_cert else None,
+        tls_dir / "platform-server.key" if platform_key else None,
     )
 
 
@@ -272,6 +285,8 @@ class PlatformListener:
     bind_address: str = DEFAULT_PLATFORM_BIND
     crlfile: Path | None = None
     password_file: Path | None = None
+    certfile: Path | None = None  # its own server certificate (the platform CA's); None: the terminals' one
+    keyfile: Path | None = None
 
 
 def mosquitto_conf(
@@ -295,17 +310,18 @@ def mosquitto_conf(
     and the platform's (`platform.port`, platform CA, ACL file), each with its own security settings
     (`per_listener_settings true`: no security option may stand before the first listener, or Mosquitto
     opens a default listener on 1883 for it). Each client's id is forced to its identity
-    (`use_username_as_clientid`), so no certificate can take another's session. Both listeners present
-    the same server certificate. With `password_file`, clients log in with a user name and password
-    over TLS instead of presenting a certificate (the rights then name those users)."""
+    (`use_username_as_clientid`), so no certificate can take another's session. The platform's listener
+    presents the terminals' server certificate unless it has its own (`platform.certfile`). With
+    `password_file`, clients log in with a user name and password over TLS instead of presenting a
+    certificate (the rights then name those users)."""
 
-    def tls(cafile: Path, crlfile: Path | None, password_file: Path | None) -> list[str]:
+    def tls(cafile: Path, crlfile: Path | None, password_file: Path | None, server: tuple[Path, Path]) -> list[str]:
         return [
             "protocol mqtt",
             "allow_anonymous false",
             f"cafile {cafile}",
-            f"certfile {certfile}",
-            f"keyfile {keyfile}",
+            f"certfile {server[0]}",
+            f"keyfile {server[1]}",
             *(
                 ["require_certificate false", f"password_file {password_file}"]
                 if password_file
@@ -344,13 +360,18 @@ def mosquitto_conf(
         "",
         "# The terminals: fleet-CA certificates, each device's own topics (dynamic-security plugin).",
         f"listener {port} {bind_address}",
-        *tls(cafile, crlfile, password_file),
+        *tls(cafile, crlfile, password_file, (certfile, keyfile)),
         f"plugin {plugin or dynamic_security_plugin()}",
         f"plugin_opt_config_file {dynsec_file}",
         "",
         "# The platform: platform-CA certificates only; its rights exist on this listener alone.",
         f"listener {platform.port} {platform.bind_address}",
-        *tls(platform.cafile, platform.crlfile, platform.password_file),
+        *tls(
+            platform.cafile,
+            platform.crlfile,
+            platform.password_file,
+            (platform.certfile or certfile, platform.keyfile or keyfile),
+        ),
         f"acl_file {platform.acl_file}",
         "",
     ]

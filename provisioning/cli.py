@@ -428,7 +428,8 @@ def sign(csrs: tuple[Path, ...], ca_dir: Path, out_dir: Path, fleet_csv: Path | 
 )
 @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity in days.")
 def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) -> None:
-    """The broker's TLS certificate, signed by the fleet CA (for `fleet broker-config --cert --key`)."""
+    """The broker's TLS certificate, signed by the fleet CA (for `fleet broker-config --cert --key`), or by
+    the platform CA for the platform's listener (`broker-config --platform-cert --platform-key`)."""
     from provisioning.fleet import server_certificate
 
     with _as_click_error():
@@ -607,6 +608,21 @@ def revoke(device_ids: tuple[str, ...], ca_dir: Path, cert_files: tuple[Path, ..
     "the certificates it lists.",
 )
 @click.option(
+    "--platform-cert",
+    "platform_certfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The platform listener's own server certificate (`fleet server-cert --ca-dir PLATFORM-CA`), so that the "
+    "consumers check the broker with the platform CA [default: the terminals' --cert].",
+)
+@click.option(
+    "--platform-key",
+    "platform_keyfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Its key (with --platform-cert).",
+)
+@click.option(
     "--platform-crl",
     "platform_crlfile",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -629,6 +645,8 @@ def broker_config(
     run_as_user: str | None,
     plugin: Path | None,
     crlfile: Path | None,
+    platform_certfile: Path | None,
+    platform_keyfile: Path | None,
     platform_crlfile: Path | None,
 ) -> None:
     """Write a Mosquitto configuration with two TLS listeners, each client's id forced to its
@@ -669,6 +687,8 @@ def broker_config(
             crl=crlfile,
             platform_ca=platform_cafile,
             platform_crl=platform_crlfile,
+            platform_cert=platform_certfile,
+            platform_key=platform_keyfile,
             group=run_as_user or "mosquitto",
         )
     except ValueError as error:
@@ -693,6 +713,8 @@ def broker_config(
                 cafile=tls.platform_cafile.resolve(),
                 acl_file=acl_file.resolve(),
                 crlfile=tls.platform_crlfile.resolve() if tls.platform_crlfile else None,
+                certfile=tls.platform_certfile.resolve() if tls.platform_certfile else None,
+                keyfile=tls.platform_keyfile.resolve() if tls.platform_keyfile else None,
             ),
             persistence_dir=data_dir.resolve() if data_dir else None,
             run_as_user=run_as_user,

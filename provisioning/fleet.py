@@ -218,8 +218,9 @@ def sign_requests(
 
 
 def server_certificate(ca_dir: Path, names: list[str], out_dir: Path, days: int = DEFAULT_DAYS) -> tuple[Path, Path]:
-    """The broker's TLS certificate for `names` (DNS names or IP addresses), signed by the fleet CA:
-    (certificate, key 0600). Refuses to replace an existing one."""
+    """The broker's TLS certificate for `names` (DNS names or IP addresses), signed by the CA of `ca_dir`
+    (the fleet's, or the platform's for the platform listener): (certificate, key 0600). Refuses to
+    replace an existing one."""
     if not names:
         raise FleetError(
             "no name given for the broker", "give the host name the terminals connect to, e.g. --name mqtt.example.fr"
@@ -230,7 +231,9 @@ def server_certificate(ca_dir: Path, names: list[str], out_dir: Path, days: int 
         raise FleetError(
             f"a server certificate already exists ({', '.join(present)})", "choose another --out directory"
         )
-    pair = issue(load_ca(ca_dir), names[0], server_names=names, days=days)
+    # Either CA: the fleet CA's for the terminals' listener, the platform CA's for the platform's one
+    # (then a fleet-CA holder cannot pose as the broker to the ingest consumers either).
+    pair = issue(load_ca(ca_dir, role=None), names[0], server_names=names, days=days)
     _record_issued(ca_dir, [pair.cert_pem])
     return _write_pair(pair, cert_path, key_path)
 

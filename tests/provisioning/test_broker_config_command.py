@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import shutil
+import ssl
 import tempfile
 import threading
 import time
@@ -201,3 +202,59 @@ def test_the_broker_running_as_its_own_user_starts_with_an_offline_ca_directory(
         broker.terminate()
         broker.wait(10)
         shutil.rmtree(etc)
+
+
+def test_the_platform_listener_can_present_a_certificate_of_the_platform_ca(tmp_path: Path) -> None:
+    """Then the consumers check the broker with the platform CA: a fleet-CA holder cannot pose as it."""
+    fleet = tmp_path / "fleet"
+    for args in (
+        ["ca", "init", "--out", fleet / "ca"],
+        ["platform-ca", "init", "--out", fleet / "platform-ca"],
+        ["server-cert", "--ca-dir", fleet / "ca", "--name", "127.0.0.1", "--out", fleet / "tls"],
+        ["server-cert", "--ca-dir", fleet / "platform-ca", "--name", "127.0.0.1", "--out", fleet / "platform-tls"],
+        ["platform-cert", "--ca-dir", fleet / "platform-ca", "--name", "ingest", "--out", fleet / "platform"],
+    ):
+        made = CliRunner().invoke(cli, ["provision", "fleet", *(str(arg) for arg in args)])
+        assert made.exit_code == 0, made.output
+    port, platform_port = free_port(), free_port()
+    args = ["provision", "fleet", "broker-config", "--fleet", str(fleet / "fleet.csv"), "--out", str(tmp_path / "o")]
+    args += ["--ca", str(fleet / "ca/ca.crt"), "--cert", str(fleet / "tls/server.crt")]
+    args += ["--key", str(fleet / "tls/server.key"), "--platform-ca", str(fleet / "platform-ca/ca.crt")]
+    args += ["--port", str(port), "--bind", "127.0.0.1", "--platform-port", str(platform_port)]
+    args += ["--user", "root"] if os.geteuid() == 0 else []
+    half = CliRunner().invoke(cli, [*args, "--platform-cert", str(fleet / "platform-tls/server.crt")])
+    assert half.exit_code == 1 and "--platform-cert and --platform-key go together" in half.output
+    platform_tls = ["--platform-cert", str(fleet / "platform-tls/server.crt")]
+    platform_tls += ["--platform-key", str(fleet / "platform-tls/server.key")]
+    written = CliRunner().invoke(cli, [*args, *platform_tls])
+    assert written.exit_code == 0, written.output
+    tls = (tmp_path / "o/tls").resolve()
+    conf = (tmp_path / "o/mosquitto.conf").read_text()
+    assert f"certfile {tls}/platform-server.crt" in conf.split(f"listener {platform_port}")[1]
+    assert (tls / "platform-server.key").stat().st_mode & 0o077 in (0o040, 0)
+    broker = start_mosquitto(tmp_path / "o/mosquitto.conf", port)
+    try:
+        wait_listening(broker, platform_port)
+
+        def consumer(trusted_ca: Path) -> mqtt.Client:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ingest", protocol=mqtt.MQTTv5)
+            client.tls_set(
+                ca_certs=str(trusted_ca),
+                certfile=str(fleet / "platform/ingest.crt"),
+                keyfile=str(fleet / "platform/ingest.key"),
+            )
+            return client
+
+        with pytest.raises(ssl.SSLCertVerificationError):  # the fleet CA did not sign this listener's certificate
+            consumer(fleet / "ca/ca.crt").connect("127.0.0.1", platform_port)
+        connected = threading.Event()
+        good = consumer(fleet / "platform-ca/ca.crt")
+        good.on_connect = lambda _c, _u, _f, reason, _p: connected.set() if not reason.is_failure else None
+        good.connect("127.0.0.1", platform_port)
+        good.loop_start()
+        assert connected.wait(10)
+        good.disconnect()
+        good.loop_stop()
+    finally:
+        broker.terminate()
+        broker.wait(10)
