@@ -513,6 +513,37 @@ def revoke(device_ids: tuple[str, ...], ca_dir: Path, cert_files: tuple[Path, ..
     )
 
 
+@fleet.command("expiring")
+@_ca_dir_option
+@click.option(
+    "--within",
+    "within_days",
+    type=click.IntRange(0, 3650),
+    default=60,
+    show_default=True,
+    help="List the certificates that expire within this many days (expired ones included).",
+)
+def expiring_certificates(ca_dir: Path, within_days: int) -> None:
+    """The certificates the CA issued (issued.csv), not revoked and not renewed since, that expire soon:
+    renew each by signing the terminal's device.csr again (docs/technician.md, "Renewing a certificate").
+    Exits with status 1 when there is any, so that a timer can report it."""
+    from datetime import UTC, datetime
+
+    from provisioning.fleet import expiring
+
+    with _as_click_error():
+        found = expiring(ca_dir, within_days)
+    now = datetime.now(UTC)
+    for item in found:
+        left = (item.not_after - now).days
+        when = f"expired {-left} days ago" if item.not_after < now else f"expires in {left} days"
+        click.echo(f"{item.identity}  serial {item.serial:x}  {item.not_after:%Y-%m-%d}  {when}")
+    if not found:
+        click.echo(f"no certificate of {ca_dir} expires within {within_days} days")
+        return
+    raise SystemExit(1)
+
+
 @fleet.command("broker-config")
 @click.option(
     "--fleet",

@@ -15,7 +15,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -399,6 +399,34 @@ def revoke(
     return Revoked(new, ca_dir / CRL, removed)
 
 
+@dataclass(frozen=True)
+class Expiring:
+    identity: str
+    serial: int
+    not_after: datetime
+
+
+def expiring(ca_dir: Path, within_days: int, *, now: datetime | None = None) -> list[Expiring]:
+    """The certificates of the CA's register, not revoked, that expire within `within_days` (or already
+    have), soonest first: what the operator must renew (`fleet sign` again on the terminal's CSR)."""
+    load_ca(ca_dir, role=None)
+    revoked = {int(row["serial"], 16) for row in _read_rows(ca_dir / REVOKED, _REVOKED_COLUMNS)}
+    limit = (now or datetime.now(UTC)) + timedelta(days=within_days)
+    found = []
+    for row in _read_rows(ca_dir / ISSUED, _ISSUED_COLUMNS):
+        serial = int(row["serial"], 16)
+        not_after = datetime.fromisoformat(row["not_after"])
+        if serial not in revoked and not_after <= limit:
+            found.append(Expiring(row["identity"], serial, not_after))
+    # A terminal renewed since holds a later certificate under the same name: only its latest counts.
+    latest: dict[str, datetime] = {}
+    for row in _read_rows(ca_dir / ISSUED, _ISSUED_COLUMNS):
+        if int(row["serial"], 16) not in revoked:
+            when = datetime.fromisoformat(row["not_after"])
+            latest[row["identity"]] = max(when, latest.get(row["identity"], when))
+    return sorted((item for item in found if latest[item.identity] == item.not_after), key=lambda item: item.not_after)
+
+
 def _fleet_without(fleet_csv: Path, identities: set[str]) -> tuple[list[FleetDevice], list[str]]:
     devices = _listed(fleet_csv)
     kept = [device for device in devices if device.device_id not in identities]
@@ -465,11 +493,13 @@ __all__ = [
     "PLATFORM",
     "REVOKED",
     "ROLE",
+    "Expiring",
     "FleetError",
     "Revocation",
     "Revoked",
     "Signed",
     "ca_role",
+    "expiring",
     "init_ca",
     "load_ca",
     "platform_certificate",

@@ -238,3 +238,24 @@ def test_the_broker_accepts_no_cbc_suite(tmp_path: Path, ciphers: str, accepted:
         assert (negotiated is not None) is accepted
     finally:
         broker.stop()
+
+
+def test_the_operator_lists_the_certificates_to_renew(tmp_path: Path) -> None:
+    ca = _fleet(tmp_path, "borne-a")  # 825 days
+    csrs = {device: _terminal(tmp_path, device) for device in ("borne-b", "borne-c", "borne-d")}
+    sign = ["provision", "fleet", "sign", "--ca-dir", ca, "--out", tmp_path / "signed", "--days", "20"]
+    assert borne(*sign, *csrs.values()).exit_code == 0
+    listed = borne("provision", "fleet", "expiring", "--ca-dir", ca, "--within", "30")
+    assert listed.exit_code == 1
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["borne-b", "borne-c", "borne-d"]
+    assert "expires in 19 days" in listed.output
+    # Renewed (its CSR signed again) or revoked: no longer to do.
+    renewed = borne("provision", "fleet", "sign", "--ca-dir", ca, "--out", tmp_path / "renewed", csrs["borne-b"])
+    assert renewed.exit_code == 0
+    assert borne("provision", "fleet", "revoke", "borne-c", "--ca-dir", ca).exit_code == 0
+    listed = borne("provision", "fleet", "expiring", "--ca-dir", ca, "--within", "30")
+    assert [line.split()[0] for line in listed.output.splitlines()] == ["borne-d"]
+    assert borne("provision", "fleet", "expiring", "--ca-dir", ca, "--within", "10").exit_code == 0
+    everything = borne("provision", "fleet", "expiring", "--ca-dir", ca, "--within", "900")
+    # Soonest first: borne-a was signed before borne-b was renewed.
+    assert [line.split()[0] for line in everything.output.splitlines()] == ["borne-d", "borne-a", "borne-b"]
