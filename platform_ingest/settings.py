@@ -1,15 +1,17 @@
-"""Settings of `borne ingest`: the broker it consumes from, the database it writes to, its limits."""
+"""Settings of the central platform: `[ingest]` (the broker it consumes from, the database it writes to, its
+limits) and `[fleet]` (when a terminal's silence or backlog is an alert)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
 from borne_common.ids import IDENTIFIER_PATTERN
 from borne_common.settings import BorneSettings, Section
-from platform_ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
-from sync_agent.contract import MAX_BATCH_BYTES
+from platform_ingest.ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
+from sync_agent.contract import MAX_BATCH_BYTES, OpeningRange, Weekday
 
 DEFAULT_DB = "sqlite:////var/lib/borne-ingest/ingest.db"
 
@@ -105,7 +107,45 @@ class IngestSection(Section):
         return value
 
 
+def _office_hours() -> dict[Weekday, list[OpeningRange]]:
+    return {day: ["09:00-12:00", "13:30-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+
+
+class FleetSection(Section):
+    """What makes a terminal's Status an alert in `borne fleet status`."""
+
+    silent_after_h: float = Field(
+        default=2.0,
+        gt=0,
+        le=24 * 30,
+        description="A terminal that sent no Status for this many hours of opening time is 'silent' (it sends one "
+        "every [sync] status_interval_s, 5 minutes by default, while it runs).",
+    )
+    backlog_after_h: float = Field(
+        default=24.0, gt=0, le=24 * 365, description="A record waiting this long for its Ack is a 'backlog' alert."
+    )
+    opening_hours: dict[Weekday, list[OpeningRange]] = Field(
+        default_factory=_office_hours,
+        description="When sites are open, in their local time ('HH:MM-HH:MM' per day; a day not listed is closed); "
+        "silence outside these hours is not an alert.",
+    )
+    timezone: str = Field(
+        default="Europe/Paris",
+        description="Time zone of the opening hours (sites in the overseas départements use their own).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name such as Europe/Paris") from None
+        return value
+
+
 class IngestSettings(BorneSettings):
-    """Settings read by `borne ingest`."""
+    """Settings read by `borne ingest` and `borne fleet`."""
 
     ingest: IngestSection = Field(default_factory=IngestSection, description="The central consumer.")
+    fleet: FleetSection = Field(default_factory=FleetSection, description="Alerts on the terminals' Status.")
