@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
-from borne_common.ids import IDENTIFIER_PATTERN
+from borne_common.ids import IDENTIFIER_PATTERN, is_platform_identity
 from borne_common.settings import BorneSettings, Section
 from platform_ingest.ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
 from sync_agent.contract import MAX_BATCH_BYTES, OpeningRange, Weekday
@@ -112,7 +112,7 @@ def _office_hours() -> dict[Weekday, list[OpeningRange]]:
 
 
 class FleetSection(Section):
-    """What makes a terminal's Status an alert in `borne fleet status`."""
+    """What makes a terminal's Status an alert in `borne fleet status`; who publishes configurations."""
 
     silent_after_h: float = Field(
         default=2.0,
@@ -133,6 +133,42 @@ class FleetSection(Section):
         default="Europe/Paris",
         description="Time zone of the opening hours (sites in the overseas départements use their own).",
     )
+    config_after_h: float = Field(
+        default=2.0,
+        gt=0,
+        le=24 * 30,
+        description="A configuration published this many hours of opening time ago and still not run by the "
+        "terminal is a 'config' alert (the kiosk applies it at its next idle moment).",
+    )
+    client_id: str = Field(
+        default="platform-config",
+        pattern=IDENTIFIER_PATTERN,
+        description="MQTT identity of `borne fleet config publish`: a platform name (platform…, ingest…) with its "
+        "own certificate, not the consumer's (the broker would knock the running consumer off).",
+    )
+    tls_cert: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/platform-config.crt"),
+        description="Certificate of that identity (`borne provision fleet platform-cert --name platform-config`); "
+        "the broker address and CA are [ingest]'s.",
+    )
+    tls_key: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/platform-config.key"), description="Private key of that certificate."
+    )
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _no_file(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("client_id")
+    @classmethod
+    def _platform_name(cls, value: str) -> str:
+        if not is_platform_identity(value):
+            raise ValueError(
+                f"{value!r} is not a platform name; use ingest or platform, alone or followed by - or _ and more "
+                "(platform-config)"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod

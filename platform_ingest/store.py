@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN, region_of
-from sync_agent.contract import Batch, Flag, Record, Status, truncate_to_hour
+from sync_agent.contract import Batch, DeviceConfig, Flag, Record, Status, truncate_to_hour
 
 SCHEMA_VERSION = 2
-"""1: records, dead letters, sites, events, terminal_status; 2: terminal_status keeps the whole Status (fleet)."""
+"""1: records, dead letters, sites, events, terminal_status; 2: terminal_status keeps the whole Status, and
+device_configs the configurations published to each terminal (fleet)."""
 MAX_DEAD_LETTER_BYTES = 64 * 1024
 """Dead letters keep at most this many bytes of the payload (and its full length)."""
 
@@ -85,6 +86,8 @@ class TerminalStatus:
     technician_pin_failures: int | None = None
     site_name: str | None = None
     department: str | None = None
+    config_sent: int | None = None
+    config_sent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,14 @@ class Store(ABC):
     @abstractmethod
     def terminals(self) -> list[TerminalStatus]:
         """Every terminal's latest Status with its site's name and département, by site then device."""
+
+    @abstractmethod
+    def put_device_config(self, site_id: str, device_id: str, config: DeviceConfig, published_at: datetime) -> None:
+        """Keep `config` as published (retained) to the terminal `site_id/device_id` at `published_at`."""
+
+    @abstractmethod
+    def last_config_version(self) -> int:
+        """The highest configuration version published or reported by a terminal (0: none yet)."""
 
     @abstractmethod
     def upsert_sites(self, sites: Iterable[Site]) -> int:
@@ -389,10 +400,32 @@ class _SqlStore(Store):
     def _terminals(self, cursor: _Cursor) -> list[TerminalStatus]:
         columns = ", ".join(f"t.{name}" for name in _STATUS_COLUMNS)
         cursor.execute(
-            f"SELECT {columns}, s.name, s.department FROM terminal_status t "  # noqa: S608 — fixed column names
-            "LEFT JOIN sites s ON s.site_id = t.site_id ORDER BY t.site_id, t.device_id"
+            f"SELECT {columns}, s.name, s.department, c.version, c.published_at "  # noqa: S608 — fixed names
+            "FROM terminal_status t LEFT JOIN sites s ON s.site_id = t.site_id "
+            "LEFT JOIN (SELECT site_id, device_id, MAX(config_version) AS version, MAX(published_at) AS published_at "
+            "FROM device_configs GROUP BY site_id, device_id) c ON c.site_id = t.site_id AND c.device_id = t.device_id "
+            "ORDER BY t.site_id, t.device_id"
         )
         return [_terminal_status(row) for row in cursor.fetchall()]
+
+    def put_device_config(self, site_id: str, device_id: str, config: DeviceConfig, published_at: datetime) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO device_configs (site_id, device_id, config_version, document, published_at) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                (site_id, device_id, config.config_version, config.to_json(), published_at.astimezone(UTC).isoformat()),
+            )
+
+    def last_config_version(self) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "SELECT MAX(v) FROM (SELECT MAX(config_version) AS v FROM device_configs "
+                "UNION ALL SELECT MAX(config_version) AS v FROM terminal_status) versions"
+            )
+            (value,) = cursor.fetchall()[0]
+        return int(value or 0)
 
     def upsert_sites(self, sites: Iterable[Site]) -> int:
         upsert = self._sql(
@@ -524,6 +557,8 @@ def _terminal_status(row: Sequence[Any]) -> TerminalStatus:
         technician_pin_failures=None if row[15] is None else int(row[15]),
         site_name=row[16],
         department=row[17],
+        config_sent=None if row[18] is None else int(row[18]),
+        config_sent_at=_optional_datetime(row[19]),
     )
 
 
@@ -562,6 +597,10 @@ _SQLITE_DDL = (
         last_seen TEXT, offline_since TEXT, last_ack_at TEXT, disk_free_bytes INTEGER, app_version TEXT,
         config_version INTEGER, microphone TEXT, model TEXT, technician_pin_failures INTEGER,
         PRIMARY KEY (site_id, device_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS device_configs (
+        site_id TEXT NOT NULL, device_id TEXT NOT NULL, config_version INTEGER NOT NULL, document TEXT NOT NULL,
+        published_at TEXT NOT NULL, PRIMARY KEY (site_id, device_id, config_version)
     )""",
 )
 _SQLITE_MIGRATIONS = {
@@ -680,6 +719,10 @@ _POSTGRES_DDL = (
         last_seen timestamptz, offline_since timestamptz, last_ack_at timestamptz, disk_free_bytes bigint,
         app_version text, config_version integer, microphone text, model text, technician_pin_failures integer,
         PRIMARY KEY (site_id, device_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS device_configs (
+        site_id text NOT NULL, device_id text NOT NULL, config_version integer NOT NULL, document jsonb NOT NULL,
+        published_at timestamptz NOT NULL, PRIMARY KEY (site_id, device_id, config_version)
     )""",
 )
 _POSTGRES_MIGRATIONS = {

@@ -4,7 +4,9 @@ Alerts are computed when asked, never stored:
 - `silent`: no Status for more than `[fleet] silent_after_h` hours of the site's opening hours (a terminal
   refreshes its Status every few minutes while it runs; nights and closed days do not count);
 - `microphone`, `model`: the kiosk reports its microphone or speech model missing or failed (while online);
-- `backlog`: a record has waited for its acknowledgement longer than `[fleet] backlog_after_h` hours.
+- `backlog`: a record has waited for its acknowledgement longer than `[fleet] backlog_after_h` hours;
+- `config`: a configuration published `[fleet] config_after_h` hours of opening time ago is still not the
+  one the terminal runs (the kiosk refused it, or has not been idle since).
 
 Opening hours are the `[fleet] opening_hours` of the settings, read in the site's time zone: the
 `[fleet] timezone` (Europe/Paris), or the overseas département's own when the sites directory places the
@@ -68,6 +70,8 @@ class TerminalRow:
             "offline_since": moment(status.offline_since),
             "app_version": status.app_version,
             "config_version": status.config_version,
+            "config_sent": status.config_sent,
+            "config_sent_at": moment(status.config_sent_at),
             "backlog": status.backlog,
             "oldest_pending_age_s": oldest_pending_age_s(status, now),
             "last_ack_at": moment(status.last_ack_at),
@@ -134,6 +138,17 @@ def alerts_of(status: TerminalStatus, now: datetime, settings: FleetSection) -> 
             found.append(Alert("microphone", f"microphone {status.microphone}"))
         if status.model in NOT_READY:
             found.append(Alert("model", f"speech model {status.model}"))
+    if status.config_sent is not None and status.config_sent_at is not None:
+        running = status.config_version or 0
+        pending_h = open_hours_between(status.config_sent_at, now, settings.opening_hours, zone_of(status, settings))
+        if running < status.config_sent and pending_h > settings.config_after_h:
+            found.append(
+                Alert(
+                    "config",
+                    f"runs {'version ' + str(running) if running else 'its local settings'}, version "
+                    f"{status.config_sent} published {_when(status.config_sent_at)}",
+                )
+            )
     waited = oldest_pending_age_s(status, now)
     if waited is not None and waited > settings.backlog_after_h * 3600:
         found.append(
@@ -144,6 +159,14 @@ def alerts_of(status: TerminalStatus, now: datetime, settings: FleetSection) -> 
 
 def fleet_rows(statuses: list[TerminalStatus], now: datetime, settings: FleetSection) -> list[TerminalRow]:
     return [TerminalRow(status, alerts_of(status, now, settings)) for status in statuses]
+
+
+def _config(status: TerminalStatus) -> str:
+    """The version the terminal runs, and the one sent when it differs: '4', 'local', '4 (5 sent)'."""
+    running = str(status.config_version or "local")
+    if status.config_sent is not None and status.config_sent != status.config_version:
+        return f"{running} ({status.config_sent} sent)"
+    return running
 
 
 def _when(moment: datetime | None) -> str:
@@ -175,7 +198,7 @@ def render(rows: list[TerminalRow], now: datetime) -> str:
             row.status.state,
             _age(row.status.last_seen, now),
             row.status.app_version or "?",
-            str(row.status.config_version or "local"),
+            _config(row.status),
             str(row.status.backlog),
             row.status.microphone,
             row.status.model,

@@ -232,6 +232,12 @@ class UnavailableStore(Store):
     def terminals(self) -> Any:
         raise StoreUnavailable("down")
 
+    def put_device_config(self, site_id: str, device_id: str, config: Any, published_at: Any) -> None:
+        raise StoreUnavailable("down")
+
+    def last_config_version(self) -> int:
+        raise StoreUnavailable("down")
+
     def indicators(self, by: Any = "site", month: Any = None) -> Any:
         raise StoreUnavailable("down")
 

@@ -4,18 +4,20 @@ from before the fleet columns), and the alerts computed from it."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from click.testing import CliRunner
 
 from borne_cli.main import cli
 from platform_ingest.fleet.status import alerts_of, fleet_rows, open_hours_between, render
 from platform_ingest.settings import FleetSection
 from platform_ingest.store import SCHEMA_VERSION, Site, SqliteStore, Store, TerminalStatus, open_store
-from sync_agent.contract import ComponentState, Status
+from sync_agent.contract import ComponentState, DeviceConfig, Status
 from tests.platform_ingest.factories import DEVICE, SITE
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -263,3 +265,78 @@ def test_fleet_status_command(tmp_path: Path) -> None:
     bad.write_text('[fleet]\ntimezone = "Europe/Gueret"\n')
     refused = runner.invoke(cli, ["fleet", "status", "--config", str(bad), "--db", url])
     assert refused.exit_code != 0 and "unknown time zone 'Europe/Gueret'" in refused.output
+
+
+# -- configurations -------------------------------------------------------------------------------
+
+
+def test_a_configuration_file_is_checked_against_the_contract(tmp_path: Path) -> None:
+    from platform_ingest.fleet.config import ConfigError, read_config_file
+
+    path = tmp_path / "config.toml"
+    path.write_text('languages = ["fr"]\n[question]\nfr = "Satisfait ?"\n')
+    assert read_config_file(path, 7).model_dump(include={"config_version", "languages"}) == {
+        "config_version": 7,
+        "languages": ["fr"],
+    }
+    cases = {
+        "config_version = 9\n[question]\nfr = 'x'\n": "remove config_version",
+        "[question]\nen = 'Satisfied?'\n": "question: Value error, a French text ('fr') is required",
+        "[question]\nfr = 'x'\n[opening_hours]\nmonday = ['09:00-12:00']\n": "opening_hours.monday",
+        "question = \n": "not valid UTF-8 TOML",
+    }
+    for text, expected in cases.items():
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            read_config_file(path, 1)
+    with pytest.raises(ConfigError, match="file not found"):
+        read_config_file(tmp_path / "absent.toml", 1)
+
+
+def test_the_terminals_a_publication_goes_to() -> None:
+    from platform_ingest.fleet.config import ConfigError, choose_terminals
+
+    now = datetime.now(UTC)
+    known = [
+        terminal(now, site_id="fs-23-01", device_id="borne-a"),
+        terminal(now, site_id="fs-23-01", device_id="borne-b"),
+        terminal(now, site_id="fs-75-01", device_id="borne-a"),
+    ]
+    assert choose_terminals(known, site="fs-23-01", device=None, every=False) == [
+        ("fs-23-01", "borne-a"),
+        ("fs-23-01", "borne-b"),
+    ]
+    assert choose_terminals(known, site=None, device="borne-b", every=False) == [("fs-23-01", "borne-b")]
+    assert choose_terminals(known, site="fs-75-01", device="borne-a", every=False) == [("fs-75-01", "borne-a")]
+    assert len(choose_terminals(known, site=None, device=None, every=True)) == 3
+    with pytest.raises(ConfigError, match="device borne-a is in 2 sites; add --site"):
+        choose_terminals(known, site=None, device="borne-a", every=False)
+    with pytest.raises(ConfigError, match="say where"):
+        choose_terminals(known, site="fs-23-01", device=None, every=True)
+    with pytest.raises(ConfigError, match="no terminal matches"):
+        choose_terminals(known, site="fs-01-01", device=None, every=False)
+
+
+def test_published_configurations_are_kept_and_numbered(store: Store) -> None:
+    from platform_ingest.fleet.config import next_version
+
+    assert next_version(store) == 1
+    sent = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    store.put_status(status(sent, config_version=4), received=sent)  # a terminal already runs version 4
+    assert next_version(store) == 5
+    config = DeviceConfig.model_validate({"config_version": 5, "question": {"fr": "Satisfait ?"}})
+    store.put_device_config(SITE, DEVICE, config, sent + timedelta(minutes=1))
+    assert next_version(store) == 6
+    (row,) = store.terminals()
+    assert (row.config_version, row.config_sent, row.config_sent_at) == (4, 5, sent + timedelta(minutes=1))
+
+
+def test_a_configuration_not_applied_becomes_an_alert() -> None:
+    sent_at = MONDAY.replace(hour=9)
+    waiting = terminal(MONDAY.replace(hour=12), config_version=4, config_sent=5, config_sent_at=sent_at)
+    assert alerts_of(waiting, MONDAY.replace(hour=10, minute=30), OFFICE) == ()  # 1.5 h of opening time
+    (alert,) = alerts_of(waiting, MONDAY.replace(hour=14), OFFICE)  # 3 h + 0.5 h
+    assert (alert.kind, alert.message) == ("config", "runs version 4, version 5 published 2026-12-07 08:00 UTC")
+    applied = TerminalStatus(**{**waiting.__dict__, "config_version": 5})
+    assert alerts_of(applied, MONDAY.replace(hour=14), OFFICE) == ()
+    assert "4 (5 sent)" in render(fleet_rows([waiting], MONDAY.replace(hour=12), OFFICE), MONDAY.replace(hour=12))
