@@ -24,7 +24,8 @@ SUBCOMMANDS: dict[str, str] = {
     "moderate": "edge_models.moderation.cli:moderate",
     "transcribe": "edge_models.cli:transcribe",
     "models": "edge_models.cli:models",
-    "ingest": "platform_ingest.cli:ingest",
+    "ingest": "platform_ingest.ingest.cli:ingest",
+    "fleet": "platform_ingest.fleet.cli:fleet",
 }
 
 

@@ -18,7 +18,7 @@ from borne_cli.main import cli
 from borne_common.settings import DeviceSection
 from edge_models.options import VoiceOptions
 from kiosk_app.settings import KioskSection
-from platform_ingest.settings import IngestSection
+from platform_ingest.settings import FleetSection, IngestSection
 from sync_agent.contract import FollowUp
 from sync_agent.settings import OutboxSection, SyncSection
 
@@ -30,6 +30,7 @@ SETTINGS_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "voice": (VoiceOptions, "`borne kiosk`"),
     "sync": (SyncSection, "`borne sync`"),
     "ingest": (IngestSection, "`borne ingest` (central platform)"),
+    "fleet": (FleetSection, "`borne fleet` (central platform)"),
 }
 
 

@@ -23,25 +23,40 @@ logger = logging.getLogger(__name__)
 FILE_MODE = 0o644
 
 
-def write_kiosk_state(path: Path, *, microphone: ComponentState, model: ComponentState, pin_failures: int = 0) -> None:
-    """Replace `path` with the two states and the wrong technician PINs in a row: temp file in the same
-    directory, fsync, rename (mode 0644).
+def write_kiosk_state(
+    path: Path,
+    *,
+    microphone: ComponentState,
+    model: ComponentState,
+    pin_failures: int = 0,
+    config_version: int | None = None,
+) -> None:
+    """Replace `path` with the two states, the wrong technician PINs in a row and the DeviceConfig version
+    the kiosk runs (None: its local settings only): temp file in the same directory, fsync, rename (mode 0644).
 
     Never raises for a file-system problem: it logs a warning naming the path and the cause, and the
     previous file (if any) stays whole.
     """
-    _try_write(Path(path), microphone=microphone, model=model, pin_failures=pin_failures)
+    _try_write(Path(path), microphone=microphone, model=model, pin_failures=pin_failures, config_version=config_version)
 
 
-def _try_write(path: Path, *, microphone: ComponentState, model: ComponentState, pin_failures: int = 0) -> bool:
+def _try_write(
+    path: Path,
+    *,
+    microphone: ComponentState,
+    model: ComponentState,
+    pin_failures: int = 0,
+    config_version: int | None = None,
+) -> bool:
     """`write_kiosk_state`, telling whether the file now holds these states."""
-    content = json.dumps(
-        {
-            "microphone": ComponentState(microphone).value,
-            "model": ComponentState(model).value,
-            "technician_pin_failures": pin_failures,
-        }
-    )
+    state: dict[str, object] = {
+        "microphone": ComponentState(microphone).value,
+        "model": ComponentState(model).value,
+        "technician_pin_failures": pin_failures,
+    }
+    if config_version is not None:
+        state["config_version"] = config_version
+    content = json.dumps(state)
     temp_name: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

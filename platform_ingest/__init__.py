@@ -1,10 +1,14 @@
-"""platform_ingest: the reference central consumer (validate, dedupe, store, ack, dead-letter, indicators).
+"""platform_ingest: the central platform, one package with a sub-package per concern.
 
-`handle` decides what one MQTT message becomes; `open_store` gives the SQLite or PostgreSQL store;
-`platform_ingest.service.IngestService` is the MQTT loop; `platform_ingest.cli` is `borne ingest`.
+- `platform_ingest.ingest`: the MQTT consumer (validate, dedupe, store, ack, dead-letter); `handle` decides what
+  one message becomes, `ingest.service.IngestService` is the loop, `ingest.cli` is `borne ingest`;
+- `platform_ingest.fleet`: the terminals' status and alerts (`borne fleet`).
+
+Shared by them: `store` (`open_store` gives the SQLite or PostgreSQL store), `settings`, and the geography
+(`departments`, `sites`).
 """
 
-from platform_ingest.consumer import Outcome, handle
+from platform_ingest.ingest.consumer import Outcome, handle
 from platform_ingest.store import (
     DeadLetter,
     Indicator,

@@ -1,15 +1,17 @@
-"""Settings of `borne ingest`: the broker it consumes from, the database it writes to, its limits."""
+"""Settings of the central platform: `[ingest]` (the broker it consumes from, the database it writes to, its
+limits) and `[fleet]` (when a terminal's silence or backlog is an alert)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
-from borne_common.ids import IDENTIFIER_PATTERN
+from borne_common.ids import IDENTIFIER_PATTERN, is_platform_identity
 from borne_common.settings import BorneSettings, Section
-from platform_ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
-from sync_agent.contract import MAX_BATCH_BYTES
+from platform_ingest.ingest.consumer import DEFAULT_MAX_PAYLOAD_BYTES
+from sync_agent.contract import MAX_BATCH_BYTES, OpeningRange, Weekday
 
 DEFAULT_DB = "sqlite:////var/lib/borne-ingest/ingest.db"
 
@@ -105,7 +107,81 @@ class IngestSection(Section):
         return value
 
 
+def _office_hours() -> dict[Weekday, list[OpeningRange]]:
+    return {day: ["09:00-12:00", "13:30-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+
+
+class FleetSection(Section):
+    """What makes a terminal's Status an alert in `borne fleet status`; who publishes configurations."""
+
+    silent_after_h: float = Field(
+        default=2.0,
+        gt=0,
+        le=24 * 30,
+        description="A terminal that sent no Status for this many hours of opening time is 'silent' (it sends one "
+        "every [sync] status_interval_s, 5 minutes by default, while it runs).",
+    )
+    backlog_after_h: float = Field(
+        default=24.0, gt=0, le=24 * 365, description="A record waiting this long for its Ack is a 'backlog' alert."
+    )
+    opening_hours: dict[Weekday, list[OpeningRange]] = Field(
+        default_factory=_office_hours,
+        description="When sites are open, in their local time ('HH:MM-HH:MM' per day; a day not listed is closed); "
+        "silence outside these hours is not an alert.",
+    )
+    timezone: str = Field(
+        default="Europe/Paris",
+        description="Time zone of the opening hours (sites in the overseas départements use their own).",
+    )
+    config_after_h: float = Field(
+        default=2.0,
+        gt=0,
+        le=24 * 30,
+        description="A configuration published this many hours of opening time ago and still not run by the "
+        "terminal is a 'config' alert (the kiosk applies it at its next idle moment).",
+    )
+    client_id: str = Field(
+        default="platform-config",
+        pattern=IDENTIFIER_PATTERN,
+        description="MQTT identity of `borne fleet config publish`: a platform name (platform…, ingest…) with its "
+        "own certificate, not the consumer's (the broker would knock the running consumer off).",
+    )
+    tls_cert: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/platform-config.crt"),
+        description="Certificate of that identity (`borne provision fleet platform-cert --name platform-config`); "
+        "the broker address and CA are [ingest]'s.",
+    )
+    tls_key: Path | None = Field(
+        default=Path("/etc/borne-ingest/tls/platform-config.key"), description="Private key of that certificate."
+    )
+
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _no_file(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("client_id")
+    @classmethod
+    def _platform_name(cls, value: str) -> str:
+        if not is_platform_identity(value):
+            raise ValueError(
+                f"{value!r} is not a platform name; use ingest or platform, alone or followed by - or _ and more "
+                "(platform-config)"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name such as Europe/Paris") from None
+        return value
+
+
 class IngestSettings(BorneSettings):
-    """Settings read by `borne ingest`."""
+    """Settings read by `borne ingest` and `borne fleet`."""
 
     ingest: IngestSection = Field(default_factory=IngestSection, description="The central consumer.")
+    fleet: FleetSection = Field(default_factory=FleetSection, description="Alerts on the terminals' Status.")

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN, region_of
-from sync_agent.contract import Batch, Flag, Record, Status, truncate_to_hour
+from sync_agent.contract import Batch, DeviceConfig, Flag, Record, Status, truncate_to_hour
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: records, dead letters, sites, events, terminal_status; 2: terminal_status keeps the whole Status, and
+device_configs the configurations published to each terminal (fleet)."""
 MAX_DEAD_LETTER_BYTES = 64 * 1024
 """Dead letters keep at most this many bytes of the payload (and its full length)."""
 
@@ -60,7 +62,11 @@ class StoredDeadLetter:
 
 @dataclass(frozen=True)
 class TerminalStatus:
-    """The latest Status a terminal published (`borne/v1/{site}/{device}/status`)."""
+    """The latest Status a terminal published (`borne/v1/{site}/{device}/status`), as ingest keeps it.
+
+    `last_seen` is when the latest online Status arrived; `offline_since` when the broker published the
+    terminal's last will (None while it is online). The site's name and département come from the sites
+    directory (None for a site it does not list)."""
 
     site_id: str
     device_id: str
@@ -69,6 +75,19 @@ class TerminalStatus:
     oldest_pending_age_s: float | None
     sent_at: datetime
     received_at: datetime
+    last_seen: datetime | None = None
+    offline_since: datetime | None = None
+    last_ack_at: datetime | None = None
+    disk_free_bytes: int | None = None
+    app_version: str | None = None
+    config_version: int | None = None
+    microphone: str = "unknown"
+    model: str = "unknown"
+    technician_pin_failures: int | None = None
+    site_name: str | None = None
+    department: str | None = None
+    config_sent: int | None = None
+    config_sent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,18 @@ class Store(ABC):
     @abstractmethod
     def health_rows(self, since: datetime) -> HealthRows:
         """Dead letters and events since `since`, and every terminal's latest Status."""
+
+    @abstractmethod
+    def terminals(self) -> list[TerminalStatus]:
+        """Every terminal's latest Status with its site's name and département, by site then device."""
+
+    @abstractmethod
+    def put_device_config(self, site_id: str, device_id: str, config: DeviceConfig, published_at: datetime) -> None:
+        """Keep `config` as published (retained) to the terminal `site_id/device_id` at `published_at`."""
+
+    @abstractmethod
+    def last_config_version(self) -> int:
+        """The highest configuration version published or reported by a terminal (0: none yet)."""
 
     @abstractmethod
     def upsert_sites(self, sites: Iterable[Site]) -> int:
@@ -319,27 +350,31 @@ class _SqlStore(Store):
             )
 
     def put_status(self, status: Status, *, received: datetime | None = None) -> bool:
+        arrived = (received or datetime.now(UTC)).astimezone(UTC).isoformat()
         with self._transaction() as cursor:
-            cursor.execute(
-                self._sql(
-                    "INSERT INTO terminal_status (site_id, device_id, state, backlog, oldest_pending_age_s, "
-                    "sent_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site_id, device_id) DO UPDATE "
-                    "SET state = excluded.state, backlog = excluded.backlog, "
-                    "oldest_pending_age_s = excluded.oldest_pending_age_s, sent_at = excluded.sent_at, "
-                    "received_at = excluded.received_at "
-                    # A last will is sent at connection, so older than the Status before it: it still counts.
-                    "WHERE excluded.sent_at > terminal_status.sent_at OR excluded.state = 'offline'"
-                ),
-                (
-                    status.site_id,
-                    status.device_id,
-                    status.state,
-                    status.backlog,
-                    status.oldest_pending_age_s,
-                    status.sent_at.astimezone(UTC).isoformat(),
-                    (received or datetime.now(UTC)).astimezone(UTC).isoformat(),
-                ),
-            )
+            if status.state == "offline":
+                # The last will carries the time of connection, so it is older than the Status before it; it
+                # only says the terminal went away (and when, if it was online until then).
+                cursor.execute(
+                    self._sql(
+                        f"INSERT INTO terminal_status ({', '.join(_STATUS_COLUMNS)}) "  # noqa: S608 — fixed names
+                        f"VALUES ({', '.join('?' for _ in _STATUS_COLUMNS)}) ON CONFLICT (site_id, device_id) "
+                        "DO UPDATE SET state = 'offline', received_at = excluded.received_at, offline_since = "
+                        "CASE WHEN terminal_status.state = 'offline' THEN terminal_status.offline_since "
+                        "ELSE excluded.received_at END"
+                    ),
+                    _status_row(status, arrived),
+                )
+            else:
+                updates = ", ".join(f"{name} = excluded.{name}" for name in _STATUS_COLUMNS[2:])
+                cursor.execute(
+                    self._sql(
+                        f"INSERT INTO terminal_status ({', '.join(_STATUS_COLUMNS)}) "  # noqa: S608 — fixed names
+                        f"VALUES ({', '.join('?' for _ in _STATUS_COLUMNS)}) ON CONFLICT (site_id, device_id) "
+                        f"DO UPDATE SET {updates} WHERE excluded.sent_at > terminal_status.sent_at"
+                    ),
+                    _status_row(status, arrived),
+                )
             return int(cursor.rowcount) == 1
 
     def health_rows(self, since: datetime) -> HealthRows:
@@ -355,23 +390,42 @@ class _SqlStore(Store):
                 (hour,),
             )
             events = [(str(t), str(e), int(c)) for t, e, c in cursor.fetchall()]
-            cursor.execute(
-                "SELECT site_id, device_id, state, backlog, oldest_pending_age_s, sent_at, received_at "
-                "FROM terminal_status"
-            )
-            statuses = [
-                TerminalStatus(
-                    site_id=row[0],
-                    device_id=row[1],
-                    state=row[2],
-                    backlog=int(row[3]),
-                    oldest_pending_age_s=None if row[4] is None else float(row[4]),
-                    sent_at=_datetime(row[5]),
-                    received_at=_datetime(row[6]),
-                )
-                for row in cursor.fetchall()
-            ]
+            statuses = self._terminals(cursor)
         return HealthRows(letters, events, statuses)
+
+    def terminals(self) -> list[TerminalStatus]:
+        with self._transaction() as cursor:
+            return self._terminals(cursor)
+
+    def _terminals(self, cursor: _Cursor) -> list[TerminalStatus]:
+        columns = ", ".join(f"t.{name}" for name in _STATUS_COLUMNS)
+        cursor.execute(
+            f"SELECT {columns}, s.name, s.department, c.version, c.published_at "  # noqa: S608 — fixed names
+            "FROM terminal_status t LEFT JOIN sites s ON s.site_id = t.site_id "
+            "LEFT JOIN (SELECT site_id, device_id, MAX(config_version) AS version, MAX(published_at) AS published_at "
+            "FROM device_configs GROUP BY site_id, device_id) c ON c.site_id = t.site_id AND c.device_id = t.device_id "
+            "ORDER BY t.site_id, t.device_id"
+        )
+        return [_terminal_status(row) for row in cursor.fetchall()]
+
+    def put_device_config(self, site_id: str, device_id: str, config: DeviceConfig, published_at: datetime) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO device_configs (site_id, device_id, config_version, document, published_at) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                (site_id, device_id, config.config_version, config.to_json(), published_at.astimezone(UTC).isoformat()),
+            )
+
+    def last_config_version(self) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "SELECT MAX(v) FROM (SELECT MAX(config_version) AS v FROM device_configs "
+                "UNION ALL SELECT MAX(config_version) AS v FROM terminal_status) versions"
+            )
+            (value,) = cursor.fetchall()[0]
+        return int(value or 0)
 
     def upsert_sites(self, sites: Iterable[Site]) -> int:
         upsert = self._sql(
@@ -437,6 +491,77 @@ def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
+_STATUS_COLUMNS = (
+    "site_id",
+    "device_id",
+    "state",
+    "backlog",
+    "oldest_pending_age_s",
+    "sent_at",
+    "received_at",
+    "last_seen",
+    "offline_since",
+    "last_ack_at",
+    "disk_free_bytes",
+    "app_version",
+    "config_version",
+    "microphone",
+    "model",
+    "technician_pin_failures",
+)
+
+
+def _status_row(status: Status, arrived: str) -> tuple[Any, ...]:
+    online = status.state == "online"
+    return (
+        status.site_id,
+        status.device_id,
+        status.state,
+        status.backlog,
+        status.oldest_pending_age_s,
+        status.sent_at.astimezone(UTC).isoformat(),
+        arrived,
+        arrived if online else None,
+        None if online else arrived,
+        status.last_ack_at.astimezone(UTC).isoformat() if status.last_ack_at else None,
+        status.disk_free_bytes,
+        _clean_text(status.versions["borne"], 64) if "borne" in status.versions else None,
+        status.config_version,
+        str(status.microphone),
+        str(status.model),
+        status.technician_pin_failures,
+    )
+
+
+def _optional_datetime(value: Any) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
+def _terminal_status(row: Sequence[Any]) -> TerminalStatus:
+    return TerminalStatus(
+        site_id=row[0],
+        device_id=row[1],
+        state=row[2],
+        backlog=int(row[3]),
+        oldest_pending_age_s=None if row[4] is None else float(row[4]),
+        sent_at=_datetime(row[5]),
+        received_at=_datetime(row[6]),
+        last_seen=_optional_datetime(row[7]),
+        offline_since=_optional_datetime(row[8]),
+        last_ack_at=_optional_datetime(row[9]),
+        disk_free_bytes=None if row[10] is None else int(row[10]),
+        app_version=row[11],
+        config_version=None if row[12] is None else int(row[12]),
+        microphone=row[13] or "unknown",
+        model=row[14] or "unknown",
+        technician_pin_failures=None if row[15] is None else int(row[15]),
+        site_name=row[16],
+        department=row[17],
+        config_sent=None if row[18] is None else int(row[18]),
+        config_sent_at=_optional_datetime(row[19]),
+    )
+
+
 def _clean_text(text: str, limit: int) -> str:
     """`text` without NUL characters or lone surrogates (neither survives a PostgreSQL text column)."""
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\N{REPLACEMENT CHARACTER}")[:limit]
@@ -469,9 +594,31 @@ _SQLITE_DDL = (
     """CREATE TABLE IF NOT EXISTS terminal_status (
         site_id TEXT NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL, backlog INTEGER NOT NULL,
         oldest_pending_age_s REAL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL,
+        last_seen TEXT, offline_since TEXT, last_ack_at TEXT, disk_free_bytes INTEGER, app_version TEXT,
+        config_version INTEGER, microphone TEXT, model TEXT, technician_pin_failures INTEGER,
         PRIMARY KEY (site_id, device_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS device_configs (
+        site_id TEXT NOT NULL, device_id TEXT NOT NULL, config_version INTEGER NOT NULL, document TEXT NOT NULL,
+        published_at TEXT NOT NULL, PRIMARY KEY (site_id, device_id, config_version)
+    )""",
 )
+_SQLITE_MIGRATIONS = {
+    2: tuple(
+        f"ALTER TABLE terminal_status ADD COLUMN {column}"
+        for column in (
+            "last_seen TEXT",
+            "offline_since TEXT",
+            "last_ack_at TEXT",
+            "disk_free_bytes INTEGER",
+            "app_version TEXT",
+            "config_version INTEGER",
+            "microphone TEXT",
+            "model TEXT",
+            "technician_pin_failures INTEGER",
+        )
+    )
+}
 
 
 class SqliteStore(_SqlStore):
@@ -494,7 +641,7 @@ class SqliteStore(_SqlStore):
         with self._transaction() as cursor:
             for statement in _SQLITE_DDL:
                 cursor.execute(statement)
-            _check_version(cursor, self._sql, f"SQLite database {self.path}")
+            _check_version(cursor, self._sql, f"SQLite database {self.path}", _SQLITE_MIGRATIONS)
 
     @contextmanager
     def _transaction(self) -> Iterator[_Cursor]:
@@ -520,17 +667,26 @@ class SqliteStore(_SqlStore):
         self._connection.close()
 
 
-def _check_version(cursor: _Cursor, sql: Any, where: str) -> None:
+def _check_version(cursor: _Cursor, sql: Any, where: str, migrations: dict[int, tuple[str, ...]]) -> None:
+    """Record the schema version of a new database; bring an older one up to it (`migrations`: the statements
+    that lead to each version), in the caller's transaction; refuse a newer one."""
     cursor.execute(sql("SELECT value FROM ingest_meta WHERE key = ?"), ("schema_version",))
     rows = cursor.fetchall()
     if not rows:
         cursor.execute(
             sql("INSERT INTO ingest_meta (key, value) VALUES (?, ?)"), ("schema_version", str(SCHEMA_VERSION))
         )
-    elif int(rows[0][0]) > SCHEMA_VERSION:
+        return
+    stored = int(rows[0][0])
+    if stored > SCHEMA_VERSION:
         raise StoreError(
-            f"{where} has ingest schema version {rows[0][0]}, newer than this borne's {SCHEMA_VERSION}; upgrade borne"
+            f"{where} has ingest schema version {stored}, newer than this borne's {SCHEMA_VERSION}; upgrade borne"
         )
+    for version in range(stored + 1, SCHEMA_VERSION + 1):
+        for statement in migrations.get(version, ()):
+            cursor.execute(statement)
+    if stored < SCHEMA_VERSION:
+        cursor.execute(sql("UPDATE ingest_meta SET value = ? WHERE key = ?"), (str(SCHEMA_VERSION), "schema_version"))
 
 
 _POSTGRES_DDL = (
@@ -560,9 +716,31 @@ _POSTGRES_DDL = (
     """CREATE TABLE IF NOT EXISTS terminal_status (
         site_id text NOT NULL, device_id text NOT NULL, state text NOT NULL, backlog integer NOT NULL,
         oldest_pending_age_s double precision, sent_at timestamptz NOT NULL, received_at timestamptz NOT NULL,
+        last_seen timestamptz, offline_since timestamptz, last_ack_at timestamptz, disk_free_bytes bigint,
+        app_version text, config_version integer, microphone text, model text, technician_pin_failures integer,
         PRIMARY KEY (site_id, device_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS device_configs (
+        site_id text NOT NULL, device_id text NOT NULL, config_version integer NOT NULL, document jsonb NOT NULL,
+        published_at timestamptz NOT NULL, PRIMARY KEY (site_id, device_id, config_version)
+    )""",
 )
+_POSTGRES_MIGRATIONS = {
+    2: tuple(
+        f"ALTER TABLE terminal_status ADD COLUMN IF NOT EXISTS {column}"
+        for column in (
+            "last_seen timestamptz",
+            "offline_since timestamptz",
+            "last_ack_at timestamptz",
+            "disk_free_bytes bigint",
+            "app_version text",
+            "config_version integer",
+            "microphone text",
+            "model text",
+            "technician_pin_failures integer",
+        )
+    )
+}
 _MIGRATION_LOCK = 0x626F726E65  # pg_advisory_xact_lock key: consumers starting together migrate one at a time
 
 
@@ -591,7 +769,7 @@ class PostgresStore(_SqlStore):
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             for statement in _POSTGRES_DDL:
                 cursor.execute(statement)
-            _check_version(cursor, self._sql, "PostgreSQL database")
+            _check_version(cursor, self._sql, "PostgreSQL database", _POSTGRES_MIGRATIONS)
 
     def _connect(self) -> None:
         try:

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from borne_common.mqtt import BrokerConfigError, connect_client
 from borne_common.systemd import notify, wait_alive
-from sync_agent.contract import Ack, Batch, ComponentState, DeviceConfig, Status, topic
+from sync_agent.contract import MAX_CONFIG_VERSION, Ack, Batch, ComponentState, DeviceConfig, Status, topic
 from sync_agent.outbox import Outbox
 from sync_agent.settings import SyncSettings
 
@@ -333,6 +333,7 @@ class SyncAgent:
             microphone=kiosk.microphone,
             model=kiosk.model,
             technician_pin_failures=kiosk.pin_failures,
+            config_version=kiosk.config_version,
             sent_at=now,
         )
 
@@ -365,16 +366,24 @@ class KioskState:
     microphone: ComponentState = ComponentState.UNKNOWN
     model: ComponentState = ComponentState.UNKNOWN
     pin_failures: int | None = None
+    config_version: int | None = None
+
+
+def _count(value: object, low: int, high: int) -> int | None:
+    """`value` if it is an integer in [low, high] (JSON booleans are not), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    return None
 
 
 def _read_kiosk_state(path: Path) -> KioskState:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        failures = raw.get("technician_pin_failures")
         return KioskState(
             ComponentState(raw.get("microphone", ComponentState.UNKNOWN)),
             ComponentState(raw.get("model", ComponentState.UNKNOWN)),
-            failures if isinstance(failures, int) and not isinstance(failures, bool) and failures >= 0 else None,
+            _count(raw.get("technician_pin_failures"), 0, 2**31 - 1),
+            _count(raw.get("config_version"), 1, MAX_CONFIG_VERSION),
         )
     except (OSError, ValueError, TypeError, AttributeError):
         return KioskState()

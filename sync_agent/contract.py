@@ -187,6 +187,9 @@ class Ack(Contract):
         return {*self.accepted, *self.duplicates}
 
 
+MAX_CONFIG_VERSION = 1_000_000
+
+
 class ComponentState(StrEnum):
     OK = "ok"
     MISSING = "missing"
@@ -210,6 +213,12 @@ class Status(Contract):
     model: ComponentState = ComponentState.UNKNOWN
     technician_pin_failures: int | None = Field(
         default=None, ge=0, description="Wrong technician PINs in a row on the kiosk since the last right one."
+    )
+    config_version: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CONFIG_VERSION,
+        description="The DeviceConfig version the kiosk runs; absent while it runs its local settings only.",
     )
     sent_at: datetime
 
@@ -257,9 +266,6 @@ OpeningRange = Annotated[
     str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$")
 ]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-MAX_CONFIG_VERSION = 1_000_000
 
 
 class DeviceConfig(Contract):

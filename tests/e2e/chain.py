@@ -26,6 +26,7 @@ from tests.support.proxy import LinkProxy
 
 BORNE = str(Path(sys.executable).with_name("borne"))
 SITE, DEVICE = "fs-23-01", "borne-a"
+PUBLISHER = "platform-config"  # `borne fleet config publish`'s identity
 
 
 @dataclass
@@ -36,7 +37,9 @@ class Chain:
 
     def __post_init__(self) -> None:
         self.pki = TestPKI(self.root / "pki")
-        self.broker = Broker(self.root / "broker", self.pki, [FleetDevice(SITE, DEVICE)]).start()
+        self.broker = Broker(
+            self.root / "broker", self.pki, [FleetDevice(SITE, DEVICE)], ingest_identities=("ingest", PUBLISHER)
+        ).start()
         self.proxy = LinkProxy(self.broker.host, self.broker.port) if self.use_proxy else None
         self.outbox_path = self.root / "outbox.db"
         self.store_path = self.root / "ingest.db"
@@ -51,6 +54,7 @@ class Chain:
     def _write_configs(self) -> None:
         device_cert, device_key = self.pki.client(DEVICE)
         ingest_cert, ingest_key = self.pki.client("ingest")
+        publisher_cert, publisher_key = self.pki.client(PUBLISHER)
         port = self.proxy.port if self.proxy else self.broker.port
         sync_values: dict[str, object] = {
             "broker_host": "127.0.0.1",
@@ -84,6 +88,8 @@ class Chain:
                     "reconnect_max_s": 1.0,
                 }
             )
+            + "\n[fleet]\n"
+            + _toml({"client_id": PUBLISHER, "tls_cert": str(publisher_cert), "tls_key": str(publisher_key)})
         )
 
     # -- processes --------------------------------------------------------------------------------

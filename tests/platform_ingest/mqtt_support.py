@@ -14,7 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from platform_ingest.service import IngestService
+from platform_ingest.ingest.service import IngestService
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import Store, open_store
 from sync_agent.contract import Ack, Batch, topic

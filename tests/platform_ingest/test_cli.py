@@ -144,7 +144,7 @@ def test_run_with_a_bad_sites_file_names_the_setting(runner: CliRunner, tmp_path
     ],
 )
 def test_broker_option(argument: str, expected: tuple[str, int | None]) -> None:
-    from platform_ingest.cli import _split_broker
+    from platform_ingest.ingest.cli import _split_broker
 
     assert _split_broker(argument) == expected
 

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from platform_ingest.consumer import handle
+from platform_ingest.ingest.consumer import handle
 from platform_ingest.store import Store, StoreUnavailable
 from sync_agent.contract import MAX_BATCH_RECORDS, Ack, topic
 from tests.platform_ingest.factories import DEVICE, SITE, batch_dict, batch_topic, make_batch, make_record, payload_of
@@ -227,6 +227,15 @@ class UnavailableStore(Store):
         raise StoreUnavailable("down")
 
     def health_rows(self, since: Any) -> Any:
+        raise StoreUnavailable("down")
+
+    def terminals(self) -> Any:
+        raise StoreUnavailable("down")
+
+    def put_device_config(self, site_id: str, device_id: str, config: Any, published_at: Any) -> None:
+        raise StoreUnavailable("down")
+
+    def last_config_version(self) -> int:
         raise StoreUnavailable("down")
 
     def indicators(self, by: Any = "site", month: Any = None) -> Any:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from platform_ingest.consumer import handle
+from platform_ingest.ingest.consumer import handle
 from platform_ingest.store import SqliteStore
 from sync_agent.contract import Ack, Batch
 from tests.platform_ingest.factories import SITE, batch_dict, batch_topic, make_batch, make_record

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from platform_ingest.consumer import MAX_STATUS_BYTES, handle
-from platform_ingest.health import reason_kind, summarise
+from platform_ingest.ingest.consumer import MAX_STATUS_BYTES, handle
+from platform_ingest.ingest.health import reason_kind, summarise
 from platform_ingest.store import DeadLetter, Store
 from sync_agent.contract import Status, topic
 from tests.platform_ingest.factories import DEVICE, SITE
@@ -51,7 +51,9 @@ def test_events_and_statuses_are_kept_and_summarised(store: Store) -> None:
     assert [(r.terminal, r.count) for r in health.redeliveries] == [(f"{SITE}/{DEVICE}", 2), (f"{SITE}/borne-02", 1)]
     assert health.terminals_reporting == 1 and health.records_pending == 5
     assert health.oldest_pending is not None
-    assert health.oldest_pending.age_s == 3600 + 3600  # as old as reported, plus the time since the report
+    # As old as the latest online Status said, plus the time since: the last will (composed when the terminal
+    # connected) only marks it offline and keeps that report's figures.
+    assert health.oldest_pending.age_s == 3600 + 600
 
 
 def test_a_status_is_stored_or_dead_lettered(memory_store: Store) -> None:

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from borne_cli.main import cli
-from platform_ingest.service import BATCH_FILTER
+from platform_ingest.ingest.service import BATCH_FILTER
 from platform_ingest.store import Store, StoreUnavailable, open_store
 from provisioning.broker import FleetDevice
 from sync_agent.contract import Status, topic
@@ -144,16 +144,16 @@ def test_the_payloads_that_once_stopped_ingest_are_dead_lettered_and_the_next_ba
 def test_a_payload_that_still_makes_handling_fail_is_dead_lettered_once_not_redelivered(
     broker: Broker, pki: TestPKI, device: Device, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import platform_ingest.service
+    import platform_ingest.ingest.service
 
-    real_handle = platform_ingest.service.handle
+    real_handle = platform_ingest.ingest.service.handle
 
     def handle(message_topic: str, payload: bytes, store: Store, **kwargs: Any) -> Any:
         if payload.startswith(b"poison"):
             raise OverflowError("a limit nobody foresaw")
         return real_handle(message_topic, payload, store, **kwargs)
 
-    monkeypatch.setattr(platform_ingest.service, "handle", handle)
+    monkeypatch.setattr(platform_ingest.ingest.service, "handle", handle)
     db = sqlite_url(tmp_path / "ingest.db")
     good = make_batch(count=1)
     with running_ingest(ingest_section(broker, pki, db)) as service:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from borne_common.mqtt import BrokerConfigError
-from platform_ingest.service import Backoff, IngestService, shared_filter
+from platform_ingest.ingest.service import Backoff, IngestService, shared_filter
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import SqliteStore
 from tests.support.broker import TestPKI

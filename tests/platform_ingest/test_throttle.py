@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platform_ingest.throttle import Throttle
+from platform_ingest.ingest.throttle import Throttle
 
 A, B = "borne/v1/fs-1/borne-a/batch", "borne/v1/fs-1/borne-b/batch"
 

@@ -34,10 +34,10 @@ from cryptography.x509.oid import NameOID
 
 from borne_common.mqtt import connect_client, tls_context
 from borne_common.systemd import notify, wait_alive
-from platform_ingest.consumer import handle
+from platform_ingest.ingest.consumer import handle
+from platform_ingest.ingest.throttle import Throttle
 from platform_ingest.settings import IngestSection
 from platform_ingest.store import DeadLetter, Store, StoreError
-from platform_ingest.throttle import Throttle
 
 logger = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ def ingest() -> None:
 def run(config_path: Path | None, broker: str | None, db: str | None, client_id: str | None, group: str | None) -> None:
     """Consume batches from the broker until SIGTERM: validate, store, acknowledge, dead-letter."""
     from borne_common.mqtt import BrokerConfigError
-    from platform_ingest.service import IngestService
+    from platform_ingest.ingest.service import IngestService
 
     host, port = _split_broker(broker)
     settings = _settings(config_path, broker_host=host, broker_port=port, db=db, client_id=client_id, share_group=group)
@@ -261,7 +261,7 @@ def dead_letters(config_path: Path | None, db: str | None, limit: int, as_json: 
 def health(config_path: Path | None, db: str | None, hours: float, as_json: bool) -> None:
     """Dead letters per terminal and reason, redeliveries to ingest, and the oldest record a terminal still
     waits to have acknowledged (from the terminals' Status)."""
-    from platform_ingest.health import render, summarise
+    from platform_ingest.ingest.health import render, summarise
 
     settings = _settings(config_path, db=db)
     now = datetime.now(UTC)

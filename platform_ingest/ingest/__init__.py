@@ -1,0 +1,1 @@
+"""Ingest: the MQTT consumer that validates, stores and acknowledges the terminals' batches and keeps their Status."""
