@@ -122,7 +122,7 @@ def test_an_identity_without_the_platforms_rights_cannot_publish(chain: Chain) -
     chain.start_ingest()
     chain.start_sync()
     chain.wait_until(lambda: bool(fleet(chain)), 60, "the terminal in the fleet table", every=0.5)
-    cert, key = chain.pki.client("platform-rogue")  # signed by the fleet CA, absent from the broker's rights
+    cert, key = chain.pki.client("platform-rogue")  # signed by the platform CA, absent from the broker's rights
     rogue = chain.root / "rogue.toml"
     rogue.write_text(
         chain.ingest_config.read_text().split("[fleet]")[0]
