@@ -105,7 +105,7 @@ class _Setup:
         ingest_config = directory / "ingest.toml"
         ingest_cert, ingest_key = self.pki.client(f"ingest-{name}")  # the broker binds client ids to certificates
         ingest_config.write_text(
-            f'[ingest]\nbroker_host = "{self.broker.host}"\nbroker_port = {self.broker.port}\n'
+            f'[ingest]\nbroker_host = "{self.broker.host}"\nbroker_port = {self.broker.platform_port}\n'
             f'tls_ca = "{self.pki.ca_file}"\ntls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\n'
             f'db = "sqlite:///{directory}/ingest.db"\nclient_id = "ingest-{name}"\nshare_group = "bench-{name}"\n'
             # The naive sender (one message per record, never resent) would be throttled as a flood.

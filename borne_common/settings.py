@@ -28,9 +28,11 @@ ENV_NESTED_DELIMITER = "__"
 
 # Every section any process reads; a section outside this set is a typo and is reported as such.
 DEFAULT_KIOSK_STATE_PATH = Path("/run/borne/kiosk-state.json")
-# Before [device] kiosk_state_path, the kiosk read it from [kiosk] and the sync agent from [sync]; settings
-# files written then (by `borne provision init`) still load: each process takes its old key as the new one.
-_FORMER_KIOSK_STATE_KEYS = ("kiosk", "sync")
+DEFAULT_DEVICE_CONFIG_PATH = Path("/var/lib/borne/device-config.json")
+# Keys both processes read live in [device]. Before that, the kiosk read kiosk_state_path from [kiosk] and the
+# sync agent from [sync], and device_config_path was [sync]'s; settings files written then (by `borne provision
+# init`) still load: each process takes the old key as the new one.
+_FORMER_DEVICE_KEYS = {"kiosk_state_path": ("kiosk", "sync"), "device_config_path": ("sync",)}
 KNOWN_SECTIONS = frozenset({"device", "outbox", "kiosk", "models", "voice", "sync", "ingest", "fleet"})
 
 _file_values: ContextVar[Mapping[str, Any]] = ContextVar("_file_values", default=MappingProxyType({}))
@@ -79,6 +81,31 @@ class DeviceSection(Section):
         default=DEFAULT_KIOSK_STATE_PATH,
         description="Where the kiosk writes its microphone and model state and the sync agent reads it for its Status.",
     )
+    device_config_path: Path = Field(
+        default=DEFAULT_DEVICE_CONFIG_PATH,
+        description="Where the sync agent keeps the last valid DeviceConfig from the platform and the kiosk reads it.",
+    )
+
+
+def _moved_device_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """`[kiosk]`/`[sync] kiosk_state_path` and `[sync] device_config_path` of older settings files, moved to
+    `[device]` (where a value already there wins)."""
+    for key, sections in _FORMER_DEVICE_KEYS.items():
+        for name in sections:
+            section = data.get(name)
+            if not isinstance(section, Mapping) or key not in section:
+                continue
+            section = dict(section)
+            former = section.pop(key)
+            device = data.get("device", {})
+            if isinstance(device, BaseModel):
+                device = device.model_dump()
+            elif isinstance(device, Mapping):
+                device = dict(device)
+            if isinstance(device, dict):
+                device.setdefault(key, former)
+            data = {**data, name: section, "device": device}
+    return data
 
 
 class _FileSource(PydanticBaseSettingsSource):
@@ -106,25 +133,8 @@ class BorneSettings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _former_kiosk_state_key(cls, data: Any) -> Any:
-        """`[kiosk]`/`[sync] kiosk_state_path` of older settings files, read as `[device] kiosk_state_path`."""
-        if not isinstance(data, dict):
-            return data
-        for name in _FORMER_KIOSK_STATE_KEYS:
-            section = data.get(name)
-            if not isinstance(section, Mapping) or "kiosk_state_path" not in section:
-                continue
-            section = dict(section)
-            former = section.pop("kiosk_state_path")
-            device = data.get("device", {})
-            if isinstance(device, BaseModel):
-                device = device.model_dump()
-            elif isinstance(device, Mapping):
-                device = dict(device)
-            if isinstance(device, dict):
-                device.setdefault("kiosk_state_path", former)
-            data = {**data, name: section, "device": device}
-        return data
+    def _former_device_keys(cls, data: Any) -> Any:
+        return _moved_device_keys(data) if isinstance(data, dict) else data
 
     @classmethod
     def settings_customise_sources(
@@ -145,7 +155,8 @@ class BorneSettings(BaseSettings):
         """
         explicit = path is not None
         path = DEFAULT_CONFIG_PATH if path is None else path
-        values = read_toml(path, required=explicit)
+        # Moved before the sections are picked: a process without [sync] still finds its former keys.
+        values = _moved_device_keys(read_toml(path, required=explicit))
         token = _file_values.set(values)
         try:
             return cls(**overrides)

@@ -20,7 +20,13 @@ class IngestSection(Section):
     """The central consumer: broker connection, shared subscription group, database."""
 
     broker_host: str = Field(default="localhost", min_length=1, description="MQTT broker host name or address.")
-    broker_port: int = Field(default=8883, ge=1, le=65535, description="MQTT broker port (8883: MQTT over TLS).")
+    broker_port: int = Field(
+        default=8884,
+        ge=1,
+        le=65535,
+        description="MQTT broker port: the platform listener of Borne's broker (8884, TLS, platform CA only; "
+        "docs/technician.md).",
+    )
     tls: bool = Field(default=True, description="Connect with TLS (turn off only for a broker on a private link).")
     tls_ca: Path | None = Field(
         default=Path("/etc/borne-ingest/tls/ca.crt"),
@@ -148,8 +154,8 @@ class FleetSection(Section):
     )
     tls_cert: Path | None = Field(
         default=Path("/etc/borne-ingest/tls/platform-config.crt"),
-        description="Certificate of that identity (`borne provision fleet platform-cert --name platform-config`); "
-        "the broker address and CA are [ingest]'s.",
+        description="Certificate of that identity (`borne provision fleet platform-cert --ca-dir fleet/platform-ca "
+        "--name platform-config`); the broker address and CA are [ingest]'s.",
     )
     tls_key: Path | None = Field(
         default=Path("/etc/borne-ingest/tls/platform-config.key"), description="Private key of that certificate."

@@ -161,6 +161,7 @@ def settings_toml(request: EnrolRequest, broker: BrokerAddress, layout: DeviceLa
             "device_id": request.device_id,
             "department": request.department,
             "kiosk_state_path": str(paths.kiosk_state),
+            "device_config_path": str(paths.device_config),
         },
         "outbox": {"path": str(paths.outbox)},
         "sync": {
@@ -169,7 +170,6 @@ def settings_toml(request: EnrolRequest, broker: BrokerAddress, layout: DeviceLa
             "tls_ca": str(paths.ca),
             "tls_cert": str(paths.certificate),
             "tls_key": str(paths.key),
-            "device_config_path": str(paths.device_config),
         },
         "voice": {"models_dir": str(paths.models_dir)},
     }

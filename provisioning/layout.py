@@ -65,7 +65,7 @@ class DeviceLayout:
 
     @property
     def device_config(self) -> Path:
-        return under(self.root, _SYNC_DEFAULTS.device_config_path)
+        return under(self.root, DeviceSection().device_config_path)
 
     @property
     def kiosk_state(self) -> Path:

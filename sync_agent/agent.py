@@ -105,7 +105,7 @@ class SyncAgent:
         self._inbox = _Inbox()
         self._sent: dict[uuid.UUID, _Sent] = {}
         self._last_status = 0.0
-        self._config_version = _read_config_version(settings.sync.device_config_path)
+        self._config_version = _read_config_version(settings.device.device_config_path)
 
     # -- supervisor ---------------------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class SyncAgent:
             return
         if self._config_version is not None and config.config_version <= self._config_version:
             return
-        path = self.settings.sync.device_config_path
+        path = self.settings.device.device_config_path
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".new")
         temporary.write_text(config.to_json(), encoding="utf-8")

@@ -62,10 +62,6 @@ class SyncSection(Section):
     backoff_min_s: float = Field(default=1, gt=0, le=600, description="First wait after a failure.")
     backoff_max_s: float = Field(default=300, gt=0, le=86400, description="Longest wait between attempts.")
     status_interval_s: float = Field(default=300, gt=0, le=86400, description="How often the Status is refreshed.")
-    device_config_path: Path = Field(
-        default=Path("/var/lib/borne/device-config.json"),
-        description="Where the last valid DeviceConfig from the platform is kept for the kiosk.",
-    )
 
 
 class SyncSettings(BorneSettings):

@@ -15,12 +15,12 @@ site in one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from borne_common.opening_hours import open_hours_between
 from platform_ingest.settings import FleetSection
 from platform_ingest.store import TerminalStatus
 
@@ -31,10 +31,7 @@ OVERSEAS_TIMEZONES = {
     "974": "Indian/Reunion",
     "976": "Indian/Mayotte",
 }
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NOT_READY = ("missing", "failed")
-MAX_SPAN = timedelta(days=366)
-"""Opening time is counted over at most the last year."""
 
 
 @dataclass(frozen=True)
@@ -81,36 +78,6 @@ class TerminalRow:
             "technician_pin_failures": status.technician_pin_failures,
             "alerts": [{"kind": alert.kind, "message": alert.message} for alert in self.alerts],
         }
-
-
-def parse_range(text: str) -> tuple[time, time | None]:
-    """'09:00-12:30' -> (09:00, 12:30); an end of 24:00 is None (midnight at the end of the day)."""
-    start, end = text.split("-")
-    hours, minutes = (int(part) for part in end.split(":"))
-    return time.fromisoformat(start), None if hours == 24 else time(hours, minutes)
-
-
-def open_hours_between(
-    start: datetime, end: datetime, opening_hours: Mapping[Any, Sequence[str]], zone: ZoneInfo
-) -> float:
-    """Hours of opening time between `start` and `end` (aware datetimes), in the time zone `zone`."""
-    if end <= start:
-        return 0.0
-    # Aware datetimes that share a tzinfo subtract as wall-clock times: compare and subtract in UTC.
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    total = timedelta()
-    day: date = max(start, end - MAX_SPAN).astimezone(zone).date()
-    while day <= end.astimezone(zone).date():
-        for text in opening_hours.get(WEEKDAYS[day.weekday()], []):
-            opens, closes = parse_range(text)
-            range_start = datetime.combine(day, opens, zone).astimezone(UTC)
-            closing_day, closing = (day + timedelta(days=1), time(0)) if closes is None else (day, closes)
-            range_end = datetime.combine(closing_day, closing, zone).astimezone(UTC)
-            overlap = min(range_end, end) - max(range_start, start)
-            if overlap > timedelta():
-                total += overlap
-        day += timedelta(days=1)
-    return total.total_seconds() / 3600
 
 
 def oldest_pending_age_s(status: TerminalStatus, now: datetime) -> float | None:

@@ -243,7 +243,8 @@ class IngestService:
                     state.failure = BrokerRefused(
                         f"the broker refused the subscriptions {subscription} and {status_subscription} ({reason}); "
                         f"client {settings.client_id!r} must be one of the platform's identities "
-                        "(`borne provision fleet broker-config --ingest NAME`)"
+                        "(`borne provision fleet broker-config --ingest NAME`), connected to the platform listener "
+                        "([ingest] broker_port, 8884 by default) with a certificate from the platform CA"
                     )
                     return
             state.subscribed = True

@@ -81,6 +81,16 @@ def test_older_files_with_the_kiosk_state_path_in_kiosk_and_sync_still_load(writ
     assert SyncSettings.load(path).device.kiosk_state_path == tmp_path / "k.json"
 
 
+def test_one_device_config_path_for_sync_and_kiosk_older_files_included(write_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(f'[device]\ndevice_config_path = "{tmp_path}/config.json"\n')
+    assert KioskSettings.load(path).device.device_config_path == tmp_path / "config.json"
+    assert SyncSettings.load(path).device.device_config_path == tmp_path / "config.json"
+    # Before [device] had it, `borne provision init` wrote it in [sync]: the kiosk reads that file too.
+    older = write_config(f'[sync]\nbroker_host = "b.example"\ndevice_config_path = "{tmp_path}/old.json"\n')
+    assert KioskSettings.load(older).device.device_config_path == tmp_path / "old.json"
+    assert SyncSettings.load(older).device.device_config_path == tmp_path / "old.json"
+
+
 def test_environment_overrides_the_file(write_config, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     path = write_config('[outbox]\nretention_days = 7\n[device]\ndevice_id = "from-file"\n')
     monkeypatch.setenv("BORNE_OUTBOX__RETENTION_DAYS", "12")

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from borne_cli.main import cli
-from platform_ingest.fleet.status import alerts_of, fleet_rows, open_hours_between, render
+from platform_ingest.fleet.status import alerts_of, fleet_rows, render
 from platform_ingest.settings import FleetSection
 from platform_ingest.store import SCHEMA_VERSION, Site, SqliteStore, Store, TerminalStatus, open_store
 from sync_agent.contract import ComponentState, DeviceConfig, Status
@@ -60,23 +60,7 @@ def terminal(last_seen: datetime, **changes: object) -> TerminalStatus:
     return TerminalStatus(**values)  # type: ignore[arg-type]
 
 
-# -- opening time ---------------------------------------------------------------------------------
-
-
-def test_only_opening_hours_count() -> None:
-    # Friday 16:00 -> Monday 10:30: one hour on Friday, the weekend closed, 1.5 h on Monday.
-    assert open_hours_between(FRIDAY_4PM, MONDAY.replace(hour=10, minute=30), OFFICE.opening_hours, PARIS) == 2.5
-    # The lunch break does not count either.
-    noon, two_pm = MONDAY.replace(hour=11), MONDAY.replace(hour=14)
-    assert open_hours_between(noon, two_pm, OFFICE.opening_hours, PARIS) == 1.5
-    assert open_hours_between(two_pm, noon, OFFICE.opening_hours, PARIS) == 0.0
-
-
-def test_opening_time_is_counted_in_real_hours_across_a_clock_change() -> None:
-    # 29 March 2026: clocks go from 02:00 to 03:00 in Paris. Open 00:00-24:00 on Sunday: 23 real hours.
-    always_sunday = {"sun": ["00:00-24:00"]}
-    start = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)
-    assert open_hours_between(start, start + timedelta(days=2), always_sunday, PARIS) == 23.0
+# -- alerts ----------------------------------------------------------------------------------------
 
 
 def test_silence_is_an_alert_only_after_two_hours_of_opening_time() -> None:

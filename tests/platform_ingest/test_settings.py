@@ -13,7 +13,7 @@ def test_defaults() -> None:
     settings = IngestSettings()
     section = settings.ingest
     assert section.db == DEFAULT_DB
-    assert (section.client_id, section.share_group, section.broker_port) == ("ingest", "ingest", 8883)
+    assert (section.client_id, section.share_group, section.broker_port) == ("ingest", "ingest", 8884)
     assert section.max_payload_bytes > MAX_BATCH_BYTES
     assert section.sites_file is None
 

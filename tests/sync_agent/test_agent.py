@@ -45,7 +45,12 @@ def broker(tmp_path: Path, pki: TestPKI) -> Iterator[Broker]:
 def settings_for(tmp_path: Path, broker: Broker, device: str = DEVICE, **sync: object) -> SyncSettings:
     cert, key = broker.pki.client(device)
     return SyncSettings(
-        device={"site_id": SITE, "device_id": device, "kiosk_state_path": tmp_path / "kiosk-state.json"},
+        device={
+            "site_id": SITE,
+            "device_id": device,
+            "kiosk_state_path": tmp_path / "kiosk-state.json",
+            "device_config_path": tmp_path / "device-config.json",
+        },
         outbox={"path": tmp_path / f"{device}.db"},
         sync={
             "broker_host": broker.host,
@@ -55,7 +60,6 @@ def settings_for(tmp_path: Path, broker: Broker, device: str = DEVICE, **sync: o
             "tls_key": key,
             "backoff_min_s": 0.05,
             "backoff_max_s": 0.5,
-            "device_config_path": tmp_path / "device-config.json",
             **sync,
         },
     )
@@ -353,6 +357,7 @@ def write_toml(path: Path, settings: SyncSettings) -> None:
 site_id = "{settings.device.site_id}"
 device_id = "{settings.device.device_id}"
 kiosk_state_path = "{settings.device.kiosk_state_path}"
+device_config_path = "{settings.device.device_config_path}"
 
 [outbox]
 path = "{settings.outbox.path}"
@@ -367,7 +372,6 @@ backoff_min_s = 0.05
 backoff_max_s = 0.5
 keepalive_s = 5
 status_interval_s = 1
-device_config_path = "{s.device_config_path}"
 """
     )
 
