@@ -31,7 +31,7 @@ DEFAULT_KIOSK_STATE_PATH = Path("/run/borne/kiosk-state.json")
 # Before [device] kiosk_state_path, the kiosk read it from [kiosk] and the sync agent from [sync]; settings
 # files written then (by `borne provision init`) still load: each process takes its old key as the new one.
 _FORMER_KIOSK_STATE_KEYS = ("kiosk", "sync")
-KNOWN_SECTIONS = frozenset({"device", "outbox", "kiosk", "models", "voice", "sync", "ingest", "fleet"})
+KNOWN_SECTIONS = frozenset({"device", "outbox", "kiosk", "models", "voice", "sync", "ingest", "fleet", "dashboard"})
 
 _file_values: ContextVar[Mapping[str, Any]] = ContextVar("_file_values", default=MappingProxyType({}))
 
