@@ -12,6 +12,7 @@ class LoginThrottle:
     window_s: float
     per_account: int
     per_address: int
+    max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -36,3 +37,10 @@ class LoginThrottle:
         for key in (f"account:{account.lower()}", f"address:{address}"):
             self._failures.setdefault(key, deque()).append(now)
             self._recent(key, now)
+        if len(self._failures) > self.max_keys:  # names made up by the thousand: forget what left the window
+            for key in list(self._failures):
+                self._recent(key, now)
+
+    def __len__(self) -> int:
+        """How many accounts and addresses have failures counted."""
+        return len(self._failures)

@@ -74,8 +74,8 @@ def make_client(filled_url: str, section: DashboardSection) -> Iterator[Callable
     """make_client(**[dashboard] overrides) -> a TestClient on the filled store."""
     clients: list[TestClient] = []
 
-    def make(**overrides: object) -> TestClient:
-        app = create_app(section.model_copy(update=overrides), filled_url)
+    def make(clock: Callable[[], float] | None = None, **overrides: object) -> TestClient:
+        app = create_app(section.model_copy(update=overrides), filled_url, **({"clock": clock} if clock else {}))
         client = TestClient(app, base_url="http://testserver")
         client.__enter__()
         clients.append(client)
