@@ -21,6 +21,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as expected
+from selenium.webdriver.support.ui import WebDriverWait
 
 from platform_ingest.dashboard.accounts import add_user, parse_role
 from platform_ingest.store import Site, open_store
@@ -51,7 +53,7 @@ COMMENTS = [
 
 def demo_records() -> list[Record]:
     """Eight months of ratings in eight sites, a few with too few ratings to show a rate."""
-    chance = random.Random(14)  # noqa: S311 — reproducible figures, not secrets
+    chance = random.Random(14)  # reproducible figures
     records = []
     for index, site in enumerate(SITES):
         base = 0.55 + 0.05 * index % 0.4
@@ -106,7 +108,8 @@ for (const element of document.querySelectorAll('body *')) {
   const colour = parse(element instanceof SVGElement ? style.fill : style.color).slice(0, 3);
   const [a, b] = [luminance(colour), luminance(background(element))].sort((x, y) => y - x);
   const ratio = (a + 0.05) / (b + 0.05);
-  if (ratio < 4.5) problems.push(element.tagName + ' "' + element.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+  const text = element.textContent.trim().slice(0, 30);
+  if (ratio < 4.5) problems.push(element.tagName + ' "' + text + '" ' + ratio.toFixed(2));
 }
 return problems;
 """
@@ -139,7 +142,7 @@ def test_a_national_account_logs_in_with_the_keyboard_and_every_page_reads_well(
         assert browser.switch_to.active_element.get_attribute("id") == "mot_de_passe"
         browser.switch_to.active_element.send_keys(PASSWORD, Keys.ENTER)
 
-        assert browser.current_url == f"{base}/"
+        WebDriverWait(browser, 10).until(expected.url_to_be(f"{base}/"))
         assert browser.find_element(By.TAG_NAME, "h1").text == "France entière"
         assert browser.find_element(By.CSS_SELECTOR, "svg.chart title").get_attribute("textContent")
         assert len(browser.find_elements(By.CSS_SELECTOR, "svg.chart rect.bar")) == 8
@@ -170,7 +173,7 @@ def test_a_national_account_logs_in_with_the_keyboard_and_every_page_reads_well(
 
         # logging out with the button
         browser.find_element(By.CSS_SELECTOR, ".logout button").click()
-        assert browser.current_url == f"{base}/connexion"
+        WebDriverWait(browser, 10).until(expected.url_to_be(f"{base}/connexion"))
         browser.get(f"{base}/region/53")
         assert browser.current_url.startswith(f"{base}/connexion")
     assert sorted(path.name for path in shots.glob("dashboard-*.png")) == sorted(
