@@ -206,11 +206,13 @@ class Store(ABC):
     def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
         """Indicators per group and month (only `month`, 'YYYY-MM', if given), ordered by group then month."""
 
-    @abstractmethod
+    # The dashboard's queries and accounts (platform_ingest.dashboard); the SQL stores implement them, other
+    # stores (test doubles) need not.
+
     def sites(self) -> list[Site]:
         """The sites directory, by site id."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
-    @abstractmethod
     def comments(
         self,
         *,
@@ -225,22 +227,23 @@ class Store(ABC):
         """Records' comments, newest month first: (one page of them, how many match). `departments` keeps the
         sites of those départements (the sites directory), `site_id` one site, `search` the texts that contain
         it (case-insensitive; accents must match on SQLite)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
-    @abstractmethod
     def put_dashboard_user(self, user: DashboardUser) -> None:
         """Create the dashboard account `user.name`, or replace its password hash and role."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
-    @abstractmethod
     def dashboard_user(self, name: str) -> DashboardUser | None:
         """The dashboard account `name`, if there is one."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
-    @abstractmethod
     def dashboard_users(self) -> list[DashboardUser]:
         """Every dashboard account, by name."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
-    @abstractmethod
     def delete_dashboard_user(self, name: str) -> bool:
         """Remove the dashboard account `name`; False if there was none."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
     @abstractmethod
     def record_count(self) -> int:

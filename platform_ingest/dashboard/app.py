@@ -27,7 +27,7 @@ from platform_ingest.dashboard.geography import CODE_OF_REGION, REGION_CODES, de
 from platform_ingest.dashboard.settings import DashboardSection
 from platform_ingest.dashboard.throttle import LoginThrottle
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN
-from platform_ingest.store import Indicator, Site, Store, iso_month, open_store
+from platform_ingest.store import GroupBy, Indicator, Site, Store, iso_month, open_store
 
 try:
     from starlette.applications import Starlette
@@ -211,8 +211,8 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
         except ValueError:
             raise HTTPException(400, f"Mois {month!r} invalide : attendu AAAA-MM, par exemple 2026-11.") from None
 
-    async def indicators(by: str, month: str | None = None) -> list[Indicator]:
-        return await stores.run(lambda store: store.indicators(by, month))  # type: ignore[arg-type]
+    async def indicators(by: GroupBy, month: str | None = None) -> list[Indicator]:
+        return await stores.run(lambda store: store.indicators(by, month))
 
     async def reference(role: Role, month: str | None) -> tuple[str, figures.Figure] | None:
         """What figures are compared with: the country for a national account, its region for a regional one."""
@@ -471,10 +471,7 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
         user = await stores.run(lambda store: store.dashboard_user(name)) if name else None
         if user is None:
             dummy_verify(password)
-            valid = False
-        else:
-            valid = verify_password(user.password_hash, password)
-        if not valid:
+        if user is None or not verify_password(user.password_hash, password):
             throttle.failed(name, address, now)
             logger.warning("failed dashboard login for %r from %s", name, address)
             return render(
@@ -483,7 +480,6 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
                 {"title": "Connexion", "suite": suite, "error": "Nom ou mot de passe incorrect."},
                 status_code=401,
             )
-        assert user is not None  # noqa: S101 — valid implies a user
         request.session.clear()  # a new session for the new login (no fixation)
         request.session["user"] = user.name
         request.session["csrf"] = secrets.token_urlsafe(32)
@@ -497,7 +493,8 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
         return RedirectResponse("/connexion", status_code=303)
 
     async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)  # noqa: S101 — registered for HTTPException only
+        if not isinstance(exc, HTTPException):  # registered for HTTPException only
+            raise exc
         titles = {400: "Requête invalide", 403: "Accès refusé", 404: "Page introuvable", 405: "Méthode non permise"}
         if "account" not in request.scope and "session" in request.scope:
             await account(request)

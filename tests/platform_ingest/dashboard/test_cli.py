@@ -84,3 +84,21 @@ def test_borne_dashboard_run_serves_the_pages_over_http(runner: CliRunner, db_ur
         assert http.get("/static/dashboard.css").status_code == 200
     secret = tmp_path / "cookie-secret"
     assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) == 64
+
+
+@pytest.mark.slow
+def test_behind_a_trusted_proxy_logins_are_limited_per_forwarded_address(sqlite_url: str, tmp_path: Path) -> None:
+    with dashboard_server(
+        sqlite_url, tmp_path, "login_failures_per_address = 2", 'trusted_proxies = "127.0.0.1"'
+    ) as base:
+
+        def attempt(address: str, name: str) -> int:
+            with httpx.Client(base_url=base, headers={"X-Forwarded-For": address}) as http:
+                form = http.get("/connexion")
+                token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+                assert token is not None
+                data = {"nom": name, "mot_de_passe": "wrong password", "csrf_token": token[1]}
+                return http.post("/connexion", data=data).status_code
+
+        assert [attempt("203.0.113.7", name) for name in ("a", "b", "c")] == [401, 401, 429]
+        assert attempt("198.51.100.2", "d") == 401  # another citizen behind the same proxy is not blocked
