@@ -144,6 +144,15 @@ class SecurityHeaders:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """The figure a page's figures are compared with: its name, over the page's period, and per month."""
+
+    label: str
+    figure: figures.Figure
+    months: dict[str, figures.Figure]
+
+
+@dataclass(frozen=True)
 class Account:
     name: str
     role: Role
@@ -214,15 +223,19 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
     async def indicators(by: GroupBy, month: str | None = None) -> list[Indicator]:
         return await stores.run(lambda store: store.indicators(by, month))
 
-    async def reference(role: Role, month: str | None) -> tuple[str, figures.Figure] | None:
+    async def reference(role: Role, month: str | None) -> Reference | None:
         """What figures are compared with: the country for a national account, its region for a regional one."""
-        if role.kind == "national":
-            return "national", figures.figure_of(await indicators("region", month))
+        if role.kind == "site":
+            return None
+        rows = await indicators("region")
+        label = "national"
         if role.kind == "region":
             name = REGION_CODES[role.code]
-            rows = [row for row in await indicators("region", month) if row.group == name]
-            return f"région {name}", figures.figure_of(rows)
-        return None
+            rows = [row for row in rows if row.group == name]
+            label = f"région {name}"
+        selected = [row for row in rows if month is None or row.month == month]
+        monthly = {row.key: row.figure for row in figures.by_month(rows)}
+        return Reference(label, figures.figure_of(selected), monthly)
 
     def page(
         request: Request,
@@ -234,7 +247,7 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
         groups: list[figures.Row],
         group_title: str,
         month: str | None,
-        compared: tuple[str, figures.Figure] | None,
+        compared: Reference | None,
         months: list[str],
         own_label: str = "",
     ) -> Response:
@@ -253,7 +266,7 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
                 "month_label": figures.month_label(month) if month else "toutes périodes",
                 "months": [(value, figures.month_label(value)) for value in reversed(months)],
                 "compared": compared,
-                "rows_against": compared or (own_label, headline),
+                "rows_against": compared or Reference(own_label, headline, {}),
             },
         )
 

@@ -76,6 +76,9 @@ def test_region_department_and_site_pages_compare_with_the_national_figure(clien
     assert f"Écart au taux national (58,0{NNBSP}%, 138 avis) +20,9{NBSP}pts" in text
     assert row(region.text, "Ille-et-Vilaine") == f"Ille-et-Vilaine (35) 50 78,0{NNBSP}% +20,0{NBSP}pts"
     assert row(region.text, "Morbihan") == "Morbihan (56) 0 moins de 30 avis —"
+    # each month against the national rate of that month (November: 52 satisfied of 103)
+    assert row(region.text, "nov. 2026") == f"nov. 2026 50 78,0{NNBSP}% +27,5{NBSP}pts"
+    assert row(region.text, "oct. 2026") == f"oct. 2026 35 80,0{NNBSP}% ±0,0{NBSP}pt"
 
     department = client.get("/departement/35")
     assert row(department.text, "Rennes") == f"France services de Rennes 40 75,0{NNBSP}% +17,0{NBSP}pts"
@@ -106,6 +109,7 @@ def test_a_regional_account_sees_its_region_only_and_no_national_figure(client: 
     assert department.status_code == 200
     assert row(department.text, "Rennes") == f"France services de Rennes 40 75,0{NNBSP}% {MINUS}3,8{NBSP}pts"
     assert "58,0" not in department.text
+    assert row(department.text, "nov. 2026") == f"nov. 2026 50 78,0{NNBSP}% ±0,0{NBSP}pt"  # against its region
     for path in ("/region/75", "/departement/23", "/site/fs-23-01", "/site/fs-99-77"):
         response = client.get(path)
         assert response.status_code == 403, path
