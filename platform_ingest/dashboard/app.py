@@ -27,7 +27,7 @@ from platform_ingest.dashboard.geography import CODE_OF_REGION, REGION_CODES, de
 from platform_ingest.dashboard.settings import DashboardSection
 from platform_ingest.dashboard.throttle import LoginThrottle
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN
-from platform_ingest.store import GroupBy, Indicator, Site, Store, iso_month, open_store
+from platform_ingest.store import GroupBy, Indicator, Site, Store, StoreError, iso_month, open_store
 
 try:
     from starlette.applications import Starlette
@@ -518,6 +518,20 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
             status_code=exc.status_code,
         )
 
+    async def store_error(request: Request, exc: Exception) -> Response:
+        logger.error("dashboard: the store failed on %s: %s", request.url.path, exc)
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Service indisponible",
+                "message": "La base de données des avis ne répond pas : réessayez dans un moment. "
+                "L'exploitant trouvera la cause dans le journal du tableau de bord.",
+                "status": 503,
+            },
+            status_code=503,
+        )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -548,7 +562,10 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
         ),
     ]
     app = Starlette(
-        routes=routes, middleware=middleware, exception_handlers={HTTPException: http_error}, lifespan=lifespan
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error, StoreError: store_error},
+        lifespan=lifespan,
     )
     app.state.stores = stores
     app.state.throttle = throttle

@@ -5,10 +5,13 @@ from __future__ import annotations
 import html as markup
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from tests.platform_ingest.dashboard.conftest import PASSWORD, login
+from platform_ingest.dashboard.app import create_app
+from platform_ingest.dashboard.settings import DashboardSection
+from tests.platform_ingest.dashboard.conftest import PASSWORD, csrf, login
 
 NNBSP = "\N{NARROW NO-BREAK SPACE}"
 NBSP = "\N{NO-BREAK SPACE}"
@@ -192,3 +195,17 @@ def test_the_wrong_password_is_refused_without_saying_whether_the_account_exists
         assert response.status_code == 401  # type: ignore[attr-defined]
         assert "Nom ou mot de passe incorrect." in response.text  # type: ignore[attr-defined]
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_database_that_cannot_be_opened_gives_a_503_page_not_a_crash(
+    section: DashboardSection, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-directory").write_text("", encoding="utf-8")
+    app = create_app(section, f"sqlite:///{tmp_path / 'not-a-directory' / 'ingest.db'}")
+    with TestClient(app) as client:
+        client.cookies.clear()
+        page = client.get("/connexion")
+        assert page.status_code == 200  # the login form needs no database
+        response = client.post("/connexion", data={"nom": "nat", "mot_de_passe": PASSWORD, "csrf_token": csrf(client)})
+        assert response.status_code == 503
+        assert "La base de données des avis ne répond pas" in response.text
