@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint typecheck pytest schemas docs constraints clean
+.PHONY: setup demo test lint typecheck pytest schemas docs dashboard-screenshots constraints clean
 
 setup:
 	@scripts/setup.sh
@@ -28,6 +28,10 @@ schemas: setup
 
 docs: setup
 	$(BIN)/python -m borne_cli.reference docs
+
+# the dashboard's pages in Debian's chromium, saved as docs/screenshots/dashboard-*.png
+dashboard-screenshots: setup
+	BORNE_DASHBOARD_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/platform_ingest/dashboard/test_browser.py
 
 constraints: setup
 	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable --disable-pip-version-check; } > constraints.txt.new

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "edge_models.cli:models",
     "ingest": "platform_ingest.ingest.cli:ingest",
     "fleet": "platform_ingest.fleet.cli:fleet",
+    "dashboard": "platform_ingest.dashboard.cli:dashboard",
 }
 
 

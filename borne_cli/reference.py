@@ -18,6 +18,7 @@ from borne_cli.main import cli
 from borne_common.settings import DeviceSection
 from edge_models.options import VoiceOptions
 from kiosk_app.settings import KioskSection
+from platform_ingest.dashboard.settings import DashboardSection
 from platform_ingest.settings import FleetSection, IngestSection
 from sync_agent.contract import FollowUp
 from sync_agent.settings import OutboxSection, SyncSection
@@ -31,6 +32,7 @@ SETTINGS_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "sync": (SyncSection, "`borne sync`"),
     "ingest": (IngestSection, "`borne ingest` (central platform)"),
     "fleet": (FleetSection, "`borne fleet` (central platform)"),
+    "dashboard": (DashboardSection, "`borne dashboard` (central platform)"),
 }
 
 

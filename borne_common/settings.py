@@ -33,7 +33,7 @@ DEFAULT_DEVICE_CONFIG_PATH = Path("/var/lib/borne/device-config.json")
 # sync agent from [sync], and device_config_path was [sync]'s; settings files written then (by `borne provision
 # init`) still load: each process takes the old key as the new one.
 _FORMER_DEVICE_KEYS = {"kiosk_state_path": ("kiosk", "sync"), "device_config_path": ("sync",)}
-KNOWN_SECTIONS = frozenset({"device", "outbox", "kiosk", "models", "voice", "sync", "ingest", "fleet"})
+KNOWN_SECTIONS = frozenset({"device", "outbox", "kiosk", "models", "voice", "sync", "ingest", "fleet", "dashboard"})
 
 _file_values: ContextVar[Mapping[str, Any]] = ContextVar("_file_values", default=MappingProxyType({}))
 

@@ -125,6 +125,29 @@ class Indicator:
         return self.satisfied / self.records if self.records else 0.0
 
 
+@dataclass(frozen=True)
+class DashboardUser:
+    """An account of the web dashboard: its name, its argon2 password hash and its role
+    ('national', 'region:CODE' or 'site:ID'; `platform_ingest.dashboard.accounts` reads it)."""
+
+    name: str
+    password_hash: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredComment:
+    """A record's moderated comment as the dashboard lists it (no record or device id)."""
+
+    site_id: str
+    site_name: str | None
+    month: str
+    rating: int
+    text: str
+    language: str | None
+
+
 class Store(ABC):
     """Records, dead letters and sites; one instance per process, used from one thread."""
 
@@ -182,6 +205,45 @@ class Store(ABC):
     @abstractmethod
     def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
         """Indicators per group and month (only `month`, 'YYYY-MM', if given), ordered by group then month."""
+
+    # The dashboard's queries and accounts (platform_ingest.dashboard); the SQL stores implement them, other
+    # stores (test doubles) need not.
+
+    def sites(self) -> list[Site]:
+        """The sites directory, by site id."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
+
+    def comments(
+        self,
+        *,
+        departments: Sequence[str] | None = None,
+        site_id: str | None = None,
+        month: str | None = None,
+        rating: int | None = None,
+        search: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[StoredComment], int]:
+        """Records' comments, newest month first: (one page of them, how many match). `departments` keeps the
+        sites of those départements (the sites directory), `site_id` one site, `search` the texts that contain
+        it (case-insensitive; accents must match on SQLite)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
+
+    def put_dashboard_user(self, user: DashboardUser) -> None:
+        """Create the dashboard account `user.name`, or replace its password hash and role."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
+
+    def dashboard_user(self, name: str) -> DashboardUser | None:
+        """The dashboard account `name`, if there is one."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
+
+    def dashboard_users(self) -> list[DashboardUser]:
+        """Every dashboard account, by name."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
+
+    def delete_dashboard_user(self, name: str) -> bool:
+        """Remove the dashboard account `name`; False if there was none."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no dashboard data; use the SQL stores")
 
     @abstractmethod
     def record_count(self) -> int:
@@ -486,9 +548,97 @@ class _SqlStore(Store):
             cursor.execute("SELECT COUNT(*) FROM records")
             return int(cursor.fetchall()[0][0])
 
+    like = "LIKE"
+    """The case-insensitive LIKE of the engine (SQLite's LIKE ignores the case of ASCII letters only)."""
+
+    def sites(self) -> list[Site]:
+        with self._transaction() as cursor:
+            cursor.execute("SELECT site_id, name, department FROM sites ORDER BY site_id")
+            return [Site(str(row[0]), str(row[1]), str(row[2])) for row in cursor.fetchall()]
+
+    def comments(
+        self,
+        *,
+        departments: Sequence[str] | None = None,
+        site_id: str | None = None,
+        month: str | None = None,
+        rating: int | None = None,
+        search: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[StoredComment], int]:
+        conditions = ["r.comment_text IS NOT NULL"]
+        params: list[Any] = []
+        if departments is not None:
+            if not departments:
+                return [], 0
+            conditions.append(f"s.department IN ({', '.join('?' for _ in departments)})")
+            params.extend(departments)
+        if site_id is not None:
+            conditions.append("r.site_id = ?")
+            params.append(site_id)
+        if month is not None:
+            conditions.append("r.month = ?")
+            params.append(month)
+        if rating is not None:
+            conditions.append("r.rating = ?")
+            params.append(rating)
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(f"r.comment_text {self.like} ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        where = " AND ".join(conditions)
+        source = f"FROM records r LEFT JOIN sites s ON s.site_id = r.site_id WHERE {where}"
+        with self._transaction() as cursor:
+            cursor.execute(self._sql(f"SELECT COUNT(*) {source}"), params)
+            total = int(cursor.fetchall()[0][0])
+            cursor.execute(
+                self._sql(
+                    f"SELECT r.site_id, s.name, r.month, r.rating, r.comment_text, r.comment_language {source} "
+                    "ORDER BY r.month DESC, r.period DESC, r.record_id LIMIT ? OFFSET ?"
+                ),
+                [*params, limit, offset],
+            )
+            rows = cursor.fetchall()
+        return [
+            StoredComment(str(row[0]), row[1], str(row[2]), int(row[3]), str(row[4]), row[5]) for row in rows
+        ], total
+
+    def put_dashboard_user(self, user: DashboardUser) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO dashboard_users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role"
+                ),
+                (user.name, user.password_hash, user.role, user.created_at.astimezone(UTC).isoformat()),
+            )
+
+    def dashboard_user(self, name: str) -> DashboardUser | None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._sql("SELECT name, password_hash, role, created_at FROM dashboard_users WHERE name = ?"), (name,)
+            )
+            rows = cursor.fetchall()
+        return _dashboard_user(rows[0]) if rows else None
+
+    def dashboard_users(self) -> list[DashboardUser]:
+        with self._transaction() as cursor:
+            cursor.execute("SELECT name, password_hash, role, created_at FROM dashboard_users ORDER BY name")
+            return [_dashboard_user(row) for row in cursor.fetchall()]
+
+    def delete_dashboard_user(self, name: str) -> bool:
+        with self._transaction() as cursor:
+            cursor.execute(self._sql("DELETE FROM dashboard_users WHERE name = ?"), (name,))
+            return int(cursor.rowcount) == 1
+
 
 def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _dashboard_user(row: Sequence[Any]) -> DashboardUser:
+    return DashboardUser(name=str(row[0]), password_hash=str(row[1]), role=str(row[2]), created_at=_datetime(row[3]))
 
 
 _STATUS_COLUMNS = (
@@ -601,6 +751,9 @@ _SQLITE_DDL = (
     """CREATE TABLE IF NOT EXISTS device_configs (
         site_id TEXT NOT NULL, device_id TEXT NOT NULL, config_version INTEGER NOT NULL, document TEXT NOT NULL,
         published_at TEXT NOT NULL, PRIMARY KEY (site_id, device_id, config_version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS dashboard_users (
+        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL, created_at TEXT NOT NULL
     )""",
 )
 _SQLITE_MIGRATIONS = {
@@ -724,6 +877,9 @@ _POSTGRES_DDL = (
         site_id text NOT NULL, device_id text NOT NULL, config_version integer NOT NULL, document jsonb NOT NULL,
         published_at timestamptz NOT NULL, PRIMARY KEY (site_id, device_id, config_version)
     )""",
+    """CREATE TABLE IF NOT EXISTS dashboard_users (
+        name text PRIMARY KEY, password_hash text NOT NULL, role text NOT NULL, created_at timestamptz NOT NULL
+    )""",
 )
 _POSTGRES_MIGRATIONS = {
     2: tuple(
@@ -752,6 +908,7 @@ class PostgresStore(_SqlStore):
     """
 
     placeholder = "%s"
+    like = "ILIKE"
 
     def __init__(self, url: str, *, connect_timeout_s: int = 10) -> None:
         try:

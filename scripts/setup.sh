@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv
-EXTRAS=${BORNE_EXTRAS:-dev,voice,kiosk,ingest-pg}
+EXTRAS=${BORNE_EXTRAS:-dev,voice,kiosk,ingest-pg,dashboard}
 # Debian 12 package names; see docs/development.md for what each is for.
 SYSTEM_PACKAGES=(mosquitto libportaudio2 postgresql postgresql-common pulseaudio pulseaudio-utils libasound2-plugins
   libgl1 libegl1 libgl1-mesa-dri libxrender1 libmtdev1 espeak-ng systemd iproute2 util-linux
-  asterisk-core-sounds-fr asterisk-core-sounds-fr-g722 ffmpeg)
+  asterisk-core-sounds-fr asterisk-core-sounds-fr-g722 ffmpeg chromium chromium-driver)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -1,0 +1,144 @@
+"""`borne dashboard`: serve the web dashboard, manage its accounts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from borne_common.cli import config_option, load_settings
+from platform_ingest.dashboard.settings import DashboardSettings
+from platform_ingest.store import StoreError, open_store
+
+_DB_OPTION = click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help="Database URL (sqlite:////path.db or postgresql://...); overrides [ingest] db.",
+)
+
+
+def _settings(config_path: Path | None, db: str | None) -> DashboardSettings:
+    return load_settings(DashboardSettings, config_path, **({"ingest": {"db": db}} if db else {}))
+
+
+@click.group()
+def dashboard() -> None:
+    """The web dashboard of the central platform: satisfaction per region, département and site, and comments."""
+
+
+@dashboard.command("run")
+@config_option
+@_DB_OPTION
+@click.option("--host", default=None, help="Address to listen on; overrides [dashboard] host.")
+@click.option("--port", type=int, default=None, help="Port to listen on; overrides [dashboard] port.")
+def run(config_path: Path | None, db: str | None, host: str | None, port: int | None) -> None:
+    """Serve the dashboard with uvicorn (default http://127.0.0.1:8470/) until interrupted."""
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(
+        DashboardSettings,
+        config_path,
+        **({"ingest": {"db": db}} if db else {}),
+        **({"dashboard": overrides} if overrides else {}),
+    )
+    try:
+        import uvicorn
+
+        from platform_ingest.dashboard.app import DashboardError, create_app
+    except (ImportError, RuntimeError) as error:
+        raise click.ClickException(f"{error}; install the dashboard: pip install 'borne[dashboard]'") from None
+    section = settings.dashboard
+    try:
+        with open_store(settings.ingest.db) as store:  # fail now, with the reason, rather than on the first page
+            accounts = len(store.dashboard_users())
+        app = create_app(section, settings.ingest.db)
+    except (StoreError, DashboardError) as error:
+        raise click.ClickException(str(error)) from None
+    if accounts == 0:
+        click.echo("no account yet: create one with borne dashboard user add NAME --role national", err=True)
+    click.echo(f"dashboard on http://{section.host}:{section.port}/", err=True)
+    uvicorn.run(
+        app,
+        host=section.host,
+        port=section.port,
+        proxy_headers=True,
+        forwarded_allow_ips=section.trusted_proxies,
+        server_header=False,
+        log_level="info",
+    )
+
+
+@dashboard.group("user")
+def user() -> None:
+    """Dashboard accounts (kept in the store's database)."""
+
+
+@user.command("add")
+@config_option
+@_DB_OPTION
+@click.argument("name")
+@click.option(
+    "--role",
+    required=True,
+    metavar="ROLE",
+    help="national, region:CODE (INSEE region code, e.g. region:53 for Bretagne) or site:ID.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def add(config_path: Path | None, db: str | None, name: str, role: str, password_stdin: bool) -> None:
+    """Create the account NAME (or give it a new password and role); the password is asked twice."""
+    from platform_ingest.dashboard.accounts import AccountError, add_user, parse_role
+
+    settings = _settings(config_path, db)
+    try:
+        parsed = parse_role(role)
+    except AccountError as error:
+        raise click.BadParameter(str(error), param_hint="--role") from None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with open_store(settings.ingest.db) as store:
+            add_user(store, name, parsed, password)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"account {name} ({parsed}) saved")
+
+
+@user.command("list")
+@config_option
+@_DB_OPTION
+def list_users(config_path: Path | None, db: str | None) -> None:
+    """Every account with its role and creation date."""
+    settings = _settings(config_path, db)
+    try:
+        with open_store(settings.ingest.db) as store:
+            users = store.dashboard_users()
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    for found in users:
+        click.echo(f"{found.name}\t{found.role}\t{found.created_at:%Y-%m-%d}")
+
+
+@user.command("remove")
+@config_option
+@_DB_OPTION
+@click.argument("name")
+def remove(config_path: Path | None, db: str | None, name: str) -> None:
+    """Remove the account NAME; its open sessions end at their next page."""
+    settings = _settings(config_path, db)
+    try:
+        with open_store(settings.ingest.db) as store:
+            removed = store.delete_dashboard_user(name)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    if not removed:
+        raise click.ClickException(f"no account named {name!r} (borne dashboard user list shows them)")
+    click.echo(f"account {name} removed")
