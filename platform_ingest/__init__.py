@@ -2,7 +2,7 @@
 
 - `platform_ingest.ingest`: the MQTT consumer (validate, dedupe, store, ack, dead-letter); `handle` decides what
   one message becomes, `ingest.service.IngestService` is the loop, `ingest.cli` is `borne ingest`;
-- `platform_ingest.fleet`: the terminals' status and alerts (`borne fleet`);
+- `platform_ingest.fleet`: the terminals' status and alerts, remote configuration (`borne fleet`);
 - `platform_ingest.dashboard`: the web dashboard (`borne dashboard`; needs the `dashboard` extra).
 
 Shared by them: `store` (`open_store` gives the SQLite or PostgreSQL store), `settings`, and the geography
