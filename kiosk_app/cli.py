@@ -94,6 +94,21 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
     help="Save a PNG of each screen of the scripted demo session in this directory (needs --demo).",
 )
 @click.option(
+    "--contact-sheets",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Photograph every screen at every documented size (800x480, 1024x600, 1280x800, 1920x1080 and the "
+    "same in portrait) in each of [kiosk] languages, offscreen and without the speech model, and write one "
+    "PNG per language tiling them (a row per size, a column per screen) in this directory (needs --demo).",
+)
+@click.option(
+    "--tour-tiles",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    hidden=True,
+    help="Internal to --contact-sheets: run the tour at --size in --demo-language and save its tiles here.",
+)
+@click.option(
     "--size",
     callback=_size,
     default=None,
@@ -111,6 +126,8 @@ def kiosk(
     demo_wav: Path | None,
     demo_language: str | None,
     screenshots: Path | None,
+    contact_sheets: Path | None,
+    tour_tiles: Path | None,
     size: tuple[int, int] | None,
     offscreen: bool,
 ) -> None:
@@ -123,6 +140,7 @@ def kiosk(
         ("--demo-wav", demo_wav),
         ("--demo-language", demo_language),
         ("--screenshots", screenshots),
+        ("--contact-sheets", contact_sheets),
         ("--offscreen", offscreen),
     ):
         if given and not demo:
@@ -133,6 +151,12 @@ def kiosk(
             f"{demo_language!r} is not one of [kiosk] languages ({', '.join(settings.kiosk.languages)})",
             param_hint="--demo-language",
         )
+    if contact_sheets is not None:
+        _contact_sheets(config_path, settings.kiosk.languages, contact_sheets)
+        return
+    if tour_tiles is not None:
+        _tour(settings, tour_tiles, size or (800, 480), demo_language)
+        return
     if demo and config_path is None:
         settings = _demo_settings(settings)
     scripted = demo and (offscreen or not has_display())
@@ -176,6 +200,77 @@ def kiosk(
     )
     if screenshots is not None:
         click.echo(f"  screenshots  {len(result.screenshots)} in {screenshots}")
+
+
+def _contact_sheets(config_path: Path | None, languages: list[str], directory: Path) -> None:
+    """One tour per documented size and language, each in a process of its own; then a sheet per language."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from kiosk_app.ui.contact_sheet import DOCUMENTED_SIZES, assemble, screens_in, write_png
+
+    with tempfile.TemporaryDirectory(prefix="borne-contact-sheets-") as work:
+        for language in languages:
+            tiles = Path(work) / language
+            for width, height in DOCUMENTED_SIZES:
+                command = [sys.executable, "-m", "borne_cli", "kiosk", "--demo", "--offscreen"]
+                command += ["--size", f"{width}x{height}", "--demo-language", language, "--tour-tiles", str(tiles)]
+                if config_path is not None:
+                    command += ["--config", str(config_path)]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+                if done.returncode != 0:
+                    raise click.ClickException(
+                        f"the tour at {width}x{height} in {language} failed: {done.stderr[-2000:]}"
+                    )
+            sheet = write_png(assemble(tiles, screens_in(tiles)), directory / f"contact-sheet-{language}.png")
+            click.echo(f"{sheet}: {len(DOCUMENTED_SIZES)} sizes x {len(screens_in(tiles))} screens")
+
+
+def _tour(settings: KioskSettings, tiles: Path, size: tuple[int, int], language: str | None) -> None:
+    """Every screen once, on a hand-moved clock and without the speech model, each saved as a tile."""
+    import tempfile
+
+    from kiosk_app.flow import ManualClock
+    from kiosk_app.runtime import AudioInput
+    from kiosk_app.ui.launch import run_kiosk
+
+    work = Path(tempfile.mkdtemp(prefix="borne-kiosk-tour-"))
+    languages = settings.kiosk.languages
+    if language is not None:  # the tour's visit in this language: the first is the default
+        languages = [language, *(other for other in languages if other != language)]
+    kiosk_section = settings.kiosk.model_copy(
+        update={"technician_pin": settings.kiosk.technician_pin or "0000", "languages": languages, "input_devices": []}
+    )
+    settings = settings.model_copy(
+        update={
+            "kiosk": kiosk_section,
+            "voice": settings.voice.model_copy(update={"models_dir": work / "no-models"}),  # no model to load
+            "outbox": settings.outbox.model_copy(update={"path": work / "outbox.db"}),
+            "device": settings.device.model_copy(update={"kiosk_state_path": work / "kiosk-state.json"}),
+        }
+    )
+    clock = ManualClock(datetime.now().astimezone(), monotonic=1000.0)
+    identity = Identity(settings.device.site_id, settings.device.device_id, version("borne"))
+
+    def photograph(app: Any) -> Any:
+        from kiosk_app.ui.contact_sheet import photograph_tour
+
+        return photograph_tour(app, clock, tiles)
+
+    with open_outbox(settings.outbox.path, settings.outbox.busy_timeout_s) as outbox:
+        outcome = run_kiosk(
+            settings,
+            outbox=outbox,
+            identity=identity,
+            audio=AudioInput("synthetic"),
+            size=size,
+            offscreen=True,
+            script=photograph,
+            clock=clock,
+        )
+    if outcome.error is not None:
+        raise click.ClickException(f"the tour failed: {outcome.error}")
 
 
 def demo_models_dir() -> Path:

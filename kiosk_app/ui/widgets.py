@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kivy.clock import Clock
+from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Ellipse, Line, Mesh, Rectangle, RoundedRectangle
 from kivy.graphics.scissor_instructions import ScissorPop, ScissorPush
 from kivy.lang import Builder
@@ -22,6 +23,7 @@ from kivy.uix.widget import Widget
 from kiosk_app.ui import palette
 
 MIN_FONT_PX = 10.0
+LINE_HEIGHT_EM = 1.2  # a line of Roboto is about 1.2 times its font size high
 
 
 def _centre(widget: Widget) -> tuple[float, float]:
@@ -30,26 +32,42 @@ def _centre(widget: Widget) -> tuple[float, float]:
 
 
 class FitLabel(Label):  # type: ignore[misc]
-    """A label that wraps to its width and shrinks its font (down from `base_font_size`) until it fits."""
+    """A label that wraps to its width and shrinks its font (down from `base_font_size`) until it fits, never
+    below `min_font_size` (the type scale's floor: a 4 mm capital height). `natural_height` is the height
+    the text needs at `base_font_size` for the current width, for layouts that give a label what it needs."""
 
     base_font_size = NumericProperty(20)
+    min_font_size = NumericProperty(MIN_FONT_PX)
     inset = NumericProperty(4)
+    natural_height = NumericProperty(0)
+    widest_word = NumericProperty(0)  # the widest word's width at base_font_size: a button's least width
+    floor_height = NumericProperty(0)  # the height the text needs at min_font_size: a row's least share
 
     def __init__(self, **kwargs: Any) -> None:
         self._fit_trigger = Clock.create_trigger(self.fit, -1)
         super().__init__(**kwargs)
         self.bind(size=self._fit_trigger, text=self._fit_trigger, base_font_size=self._fit_trigger)
-        self.bind(inset=self._fit_trigger)
+        self.bind(inset=self._fit_trigger, min_font_size=self._fit_trigger)
 
     def fit(self, *_args: Any) -> None:
         width = max(1.0, self.width - 2 * self.inset)
         height = max(1.0, self.height - 2 * self.inset)
         self.text_size = (width, None)
+        floor = min(float(self.min_font_size), float(self.base_font_size))
         size = float(self.base_font_size)
         self.font_size = size
         self.texture_update()
-        while size > MIN_FONT_PX and not self._fits(width, height):
-            size = max(MIN_FONT_PX, size * 0.92)
+        self.natural_height = self.texture_size[1] + 2 * self.inset if self.text else 0
+        self.widest_word = max((self._label.get_extents(word)[0] for word in self.text.split()), default=0)
+        self.floor_height = self.natural_height
+        if floor < size and self.text:
+            self.font_size = floor
+            self.texture_update()
+            self.floor_height = self.texture_size[1] + 2 * self.inset
+            self.font_size = size
+            self.texture_update()
+        while size > floor and not self._fits(width, height):
+            size = max(floor, size * 0.94)
             self.font_size = size
             self.texture_update()
 
@@ -58,6 +76,78 @@ class FitLabel(Label):  # type: ignore[misc]
         if self.texture_size[1] > height or self.texture_size[0] > width:
             return False
         return all(self._label.get_extents(word)[0] <= width for word in self.text.split())
+
+
+class PagedLabel(FitLabel):
+    """A long text shown one page at a time at `base_font_size`, never shrunk: `full_text` is cut between
+    words into pages that each fit the box (the first opening with `opening`, the last closing with
+    `closing`); `page` is the one shown, `page_count` how many there are. Only the shown page's texture
+    exists, whatever the text's length (a scrolling view of the whole text cost far more memory)."""
+
+    full_text = StringProperty("")
+    opening = StringProperty("")
+    closing = StringProperty("")
+    page = NumericProperty(0)
+    page_count = NumericProperty(1)
+    follow_end = BooleanProperty(False)  # show the last page (live text: the latest words)
+    min_lines = NumericProperty(3)  # a box too low for this many lines at base_font_size gets a smaller font
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bind(full_text=self._fit_trigger, page=self._fit_trigger, opening=self._fit_trigger)
+        self.bind(follow_end=self._fit_trigger)
+        self.bind(closing=self._fit_trigger)
+
+    def fit(self, *_args: Any) -> None:
+        width = max(1.0, self.width - 2 * self.inset)
+        height = max(1.0, self.height - 2 * self.inset)
+        self.text_size = (width, None)
+        line = float(self.base_font_size) * LINE_HEIGHT_EM
+        fitting = float(self.base_font_size) * height / (line * self.min_lines)
+        self.font_size = max(
+            min(float(self.base_font_size), fitting), min(float(self.min_font_size), self.base_font_size)
+        )
+        pages = self.paginate(width, height)
+        self.page_count = len(pages)
+        self.page = len(pages) - 1 if self.follow_end else min(int(self.page), len(pages) - 1)
+        self.text = pages[int(self.page)]
+        self.texture_update()
+        self.natural_height = self.texture_size[1] + 2 * self.inset if self.text else 0
+
+    def paginate(self, width: float, height: float) -> list[str]:
+        """The pages, each as many whole words as fit `height` at the label's font (at least one word)."""
+        words = self.full_text.split()
+        if not words:
+            return [f"{self.opening}{self.closing}"]
+        words[0] = self.opening + words[0]
+        words[-1] += self.closing
+        core = CoreLabel(
+            font_size=self.font_size,
+            font_name=self.font_name,
+            bold=self.bold,
+            italic=self.italic,
+            halign=self.halign,
+            text_size=(width, None),
+        )
+        core.resolve_font_name()
+
+        def fits(piece: list[str]) -> bool:
+            core.text = " ".join(piece)
+            return bool(core.render()[1] <= height)
+
+        pages: list[str] = []
+        start = 0
+        while start < len(words):
+            low, high = start + 1, len(words)  # the page ends before index `end`; low always fits (one word)
+            while low < high:
+                middle = (low + high + 1) // 2
+                if fits(words[start:middle]):
+                    low = middle
+                else:
+                    high = middle - 1
+            pages.append(" ".join(words[start:low]))
+            start = low
+        return pages
 
 
 class KioskButton(ButtonBehavior, FitLabel):  # type: ignore[misc]

@@ -20,7 +20,7 @@ from edge_models.audio import ArraySource, SourceState
 from edge_models.options import VoiceOptions
 from edge_models.samples import FRENCH_SAMPLE
 from kiosk_app.runtime import AudioInput, MeteredSource, VoiceRuntime, level_of, microphone_state, state_of_source
-from kiosk_app.ui.metrics import MIN_TARGET_MM, Metrics
+from kiosk_app.ui.metrics import MIN_CAP_MM, MIN_TARGET_MM, TYPE_SCALE, Metrics
 from sync_agent.contract import ComponentState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +35,20 @@ def test_touch_targets_are_at_least_15_mm_at_the_configured_density(dpi: float) 
 def test_larger_windows_scale_up_and_font_scale_applies() -> None:
     small, large = Metrics(800, 480, 133, 1.0), Metrics(1920, 1080, 133, 1.0)
     assert large.scale == pytest.approx(2.25) and small.scale == 1.0
-    assert large.font(20) == 45 and Metrics(800, 480, 133, 1.5).font(20) == 30
+    assert large.text("small") == round(22 * 2.25) and large.text("title") == round(22 * 2.25 * 1.3)
+    assert Metrics(800, 480, 133, 1.5).text("title") == round(small.text("small") * 1.3 * 1.5)
     assert Metrics(480, 800, 133, 1.0).portrait and not small.portrait
+
+
+@pytest.mark.parametrize("dpi", [96.0, 133.0, 160.0, 300.0])
+@pytest.mark.parametrize("font_scale", [0.75, 1.0, 2.0])
+def test_no_step_of_the_type_scale_has_capitals_under_4_mm(dpi: float, font_scale: float) -> None:
+    metrics = Metrics(800, 480, dpi, font_scale)
+    sizes = [metrics.text(step) for step in TYPE_SCALE]
+    assert min(sizes) == metrics.text("small") >= metrics.min_font
+    assert metrics.cap_mm(metrics.min_font) >= MIN_CAP_MM
+    assert metrics.cap_mm(metrics.min_font - 1) < MIN_CAP_MM  # the floor is the smallest such size
+    assert sizes == sorted(sizes)  # each step larger than the one before
 
 
 def test_level_is_zero_for_silence_and_one_at_full_scale() -> None:

@@ -39,13 +39,14 @@ class FlagButton(CardButton):
     """A language: its flag and its own name."""
 
     def __init__(self, language: str, name: str, **kwargs: Any) -> None:
-        super().__init__(orientation="horizontal", **kwargs)
-        self.language = language
-        self.add_widget(Flag(language=language, size_hint_x=0.45))
         metrics = cast("KioskApp", App.get_running_app()).m
-        self.add_widget(
-            FitLabel(text=name, bold=True, halign="left", size_hint_x=0.55, base_font_size=metrics.font(20))
-        )
+        # in portrait the flags share a narrow row: the name goes under the flag
+        super().__init__(orientation="vertical" if metrics.portrait else "horizontal", **kwargs)
+        self.language = language
+        self.add_widget(Flag(language=language, size_hint=(1, 0.45) if metrics.portrait else (0.4, 1)))
+        label = FitLabel(text=name, bold=True, halign="center" if metrics.portrait else "left")
+        label.size_hint = (1, 0.55) if metrics.portrait else (0.6, 1)
+        self.add_widget(label)
 
 
 def fill_flags(container: Any, screen: KioskScreen) -> None:

@@ -23,6 +23,12 @@ class ReviewScreen(KioskScreen):
         self.comment_text = comment.text if comment is not None else ""
         self.nothing_heard = self.kiosk.flow.session.nothing_heard
         self.seconds_left = 0
+        self.ids.comment.page = 0
+
+    def turn_page(self) -> None:
+        """The next page of a long comment; from the last, the first again."""
+        comment = self.ids.comment
+        comment.page = (int(comment.page) + 1) % max(1, int(comment.page_count))
 
     def on_touch_down(self, touch: Any) -> bool:
         """Any touch says the citizen is still there: the review's timeout starts again."""

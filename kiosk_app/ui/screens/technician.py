@@ -14,6 +14,10 @@ from kiosk_app.ui.widgets import FitLabel, KioskButton
 MAX_PIN_DIGITS = 12
 
 
+class TechLabel(FitLabel):
+    """A label of the technician's screens (its floor is set in technician.kv)."""
+
+
 class TechnicianGateScreen(KioskScreen):
     entered = StringProperty("")
     message = StringProperty("")
@@ -51,7 +55,7 @@ class TechnicianScreen(KioskScreen):
 
     def show(self, report: TechnicianReport) -> None:
         tr = self.kiosk.tr
-        counts = " · ".join(f"{tr('tech.outbox.' + state)} {count}" for state, count in report.outbox_counts.items())
+        counts = "\n".join(f"{count} {tr('tech.outbox.' + state)}" for state, count in report.outbox_counts.items())
         last_ack = report.last_ack_hour
         rows = [
             (tr("tech.site"), report.site_id),
@@ -64,10 +68,11 @@ class TechnicianScreen(KioskScreen):
         ]
         grid = self.ids.facts
         grid.clear_widgets()
-        font = self.kiosk.m.font(18)
         for key, value in rows:
-            grid.add_widget(FitLabel(text=key, bold=True, halign="left", base_font_size=font, size_hint_x=0.4))
-            grid.add_widget(FitLabel(text=value, halign="left", base_font_size=font))
+            grid.add_widget(TechLabel(text=key, bold=True, size_hint_x=0.42))
+            grid.add_widget(TechLabel(text=value, size_hint_x=0.58))
+        for label in grid.children:  # each row's share of the height: what its text needs at the smallest size
+            label.bind(floor_height=lambda label, height: setattr(label, "size_hint_y", max(1.0, height)))
 
     def toggle_test(self) -> None:
         if self.testing:

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,8 @@ from kiosk_app.flow import Identity, ManualClock, State
 from kiosk_app.runtime import AudioInput, VoiceRuntime
 from kiosk_app.settings import KioskSettings
 from kiosk_app.ui.launch import run_kiosk
-from sync_agent.contract import Comment, Rating
+from sync_agent.contract import Rating
 from sync_agent.outbox import Outbox
-
-LONG_COMMENT = (
-    "Très bon accueil, la conseillère a pris le temps de tout m'expliquer pour ma demande de retraite, "
-    "mais l'attente était longue et il faudrait plus de créneaux le samedi matin pour ceux qui travaillent "
-    "en semaine. Merci encore pour votre aide précieuse avec le dossier."
-)
 
 
 class HeldRuntime(VoiceRuntime):
@@ -129,8 +124,39 @@ def geometry(app: Any) -> dict[str, Any]:
             widget.texture_update()
             entry["text"] = widget.text
             entry["texture"] = list(widget.texture_size)
+            entry["font_size"] = float(widget.font_size)
+            entry["cap_px"] = cap_height_px(widget)
+            entry["lines"] = len(widget._label._cached_lines)
+            wrap_width = widget.text_size[0] or widget.width
+            entry["words_fit"] = all(
+                widget._label.get_extents(word)[0] <= wrap_width + 0.5 for word in widget.text.split()
+            )
         widgets.append(entry)
     return {"window": list(Window.size), "screen": app.manager.current, "widgets": widgets}
+
+
+_CAPS: dict[tuple[str, float, bool], int] = {}
+
+
+def cap_height_px(label: Any) -> int:
+    """The height in pixels of a capital H drawn in the label's font, size and weight: the rows of its
+    rendered texture that hold ink."""
+    from kivy.core.text import Label as CoreLabel
+
+    key = (str(label.font_name), float(label.font_size), bool(label.bold))
+    if key not in _CAPS:
+        core = CoreLabel(text="H", font_name=label.font_name, font_size=label.font_size, bold=label.bold)
+        core.refresh()
+        texture = core.texture
+        pixels = texture.pixels
+        width = texture.width
+        inked = [
+            row
+            for row in range(texture.height)
+            if any(pixels[(row * width + column) * 4 + 3] > 127 for column in range(width))
+        ]
+        _CAPS[key] = inked[-1] - inked[0] + 1 if inked else 0
+    return _CAPS[key]
 
 
 def settled(app: Any, name: str) -> bool:
@@ -141,20 +167,13 @@ def settled(app: Any, name: str) -> bool:
 
 
 def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
-    """Each screen at the window's size (one size per process: an offscreen window is not resized reliably)."""
+    """Each screen at the window's size (one size per process: an offscreen window is not resized reliably),
+    on the tour `borne kiosk --demo --contact-sheets` photographs; the review's pages turned by touch."""
     from kivy.core.window import Window
 
-    from kiosk_app.ui.app import TECHNICIAN, TECHNICIAN_GATE
     from kiosk_app.ui.script import pause, screenshot, until
-    from sync_agent.contract import ComponentState
-
-    yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model state", 60)
-    app.runtime.model = app.runtime.microphone = ComponentState.OK  # offer voice: these screens are drawn too
-    app._start_listener = lambda: None  # the listening screen without a voice session
-    flow = app.flow
-
-    def step() -> None:
-        clock.advance(app.settings.kiosk.debounce_s + 0.1)
+    from kiosk_app.ui.touch import tap
+    from kiosk_app.ui.tour import tour
 
     width, height = Window.size
     shots: dict[str, Any] = {}
@@ -167,46 +186,42 @@ def layout(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[st
         shots[name]["spoken"] = app.current_screen.spoken_text()
         if spec.get("screenshots"):
             screenshot(Path(spec["screenshots"]) / f"{width}x{height}-{name}.png")
+        if name == "review":
+            yield from turn_pages(shots[name])
 
-    yield from capture("attract")
-    step()
-    flow.touch()
-    yield from capture("rating")
-    step()
-    flow.rate(Rating.VERY_DISSATISFIED)
-    index = 0
-    while flow.state == State.FOLLOW_UP:
-        index += 1
-        yield from capture(f"follow_up_{index}")
-        step()
-        flow.answer(None)
-    yield from capture("voice_offer")
-    step()
-    flow.accept_voice()
-    flow.voice_partial(LONG_COMMENT[:120])
-    app.screen(State.LISTENING).live_text = LONG_COMMENT[:120]
-    app.screen(State.LISTENING).level = 0.6
-    yield from capture("listening")
-    flow.voice_final(Comment(text=LONG_COMMENT, language="fr", asr_model="test", confidence=0.9))
-    yield from capture("review")
-    clock.advance(app.settings.kiosk.review_timeout_s - 9)  # the countdown before the review times out
-    yield until(lambda: app.screen(State.REVIEW).seconds_left == 9, "the review's countdown")
-    yield from capture("review_countdown")
-    flow.still_here()
-    step()
-    flow.redo()
-    flow.voice_nothing_heard()
-    yield from capture("review_nothing_heard")
-    step()
-    flow.send()
-    yield from capture("thanks")
-    clock.advance(app.settings.kiosk.thanks_timeout_s + 1)
-    yield until(lambda: flow.state == State.ATTRACT, "attract after thanks")
-    app.open_technician_gate()
-    yield from capture(TECHNICIAN_GATE)
-    app.open_technician(app.settings.kiosk.technician_pin)
-    yield from capture(TECHNICIAN)
-    app.close_technician()
+    def turn_pages(shot: dict[str, Any]) -> Iterator[Any]:
+        """Every page of the comment, by touching the page button, and the first again after the last."""
+        comment = app.current_screen.ids.comment
+        pages = [comment.text]
+        if comment.page_count < 2:
+            shot["pages"] = pages
+            return
+        shot["page_font_sizes"] = [float(comment.font_size)]
+        shot["page_heights"] = [[comment.texture_size[1], comment.height - 2 * comment.inset]]
+        for _ in range(int(comment.page_count)):
+            tap(app.current_screen.ids.turn)
+            yield until(partial(_turned, comment, pages[-1]), "the next page", 5)
+            yield pause(0.05)
+            pages.append(comment.text)
+            shot["page_font_sizes"].append(float(comment.font_size))
+            shot["page_heights"].append([comment.texture_size[1], comment.height - 2 * comment.inset])
+        shot["pages"] = pages
+        shot["full_comment"] = app.current_screen.comment_text
+
+    yield from tour(app, clock, capture)
+    observed["vm_hwm_kb"] = _vm_hwm_kb()
+
+
+def _turned(comment: Any, last: str) -> bool:
+    return bool(comment.text != last)
+
+
+def _vm_hwm_kb() -> int:
+    """This process's peak resident memory (VmHWM), in kB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def behaviour(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:

@@ -91,6 +91,7 @@ def test_a_demo_visit_by_touch_ends_with_the_spoken_comment_in_the_outbox(tmp_pa
     [
         (["--offscreen"], "--offscreen needs --demo"),
         (["--screenshots", "shots"], "--screenshots needs --demo"),
+        (["--contact-sheets", "sheets"], "--contact-sheets needs --demo"),
         (["--demo", "--size", "800"], "is not WIDTHxHEIGHT"),
         (["--demo", "--size", "100x100"], "between 200 and 8000"),
     ],

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kiosk_app.ui.metrics import MIN_TARGET_MM
+from kiosk_app.ui.metrics import MIN_CAP_MM, MIN_TARGET_MM, TECHNICIAN_MIN_CAP_MM, Metrics
 from kiosk_app.ui.palette import GRAPHIC_PAIRS, TEXT_PAIRS, contrast_ratio
 from sync_agent.contract import Flag, Rating
 
@@ -100,26 +100,58 @@ def base_settings(tmp_path: Path, **kiosk: Any) -> dict[str, Any]:
 # -- layout -------------------------------------------------------------------------------------------
 
 
+LANGUAGES = ("fr", "en", "es")
+LARGE_TEXT = 1.5  # a font_scale the layouts must hold on the smallest screens
+LAYOUT_RUNS = [(size, language, 1.0) for size in SIZES for language in LANGUAGES] + [
+    ((800, 480), "fr", LARGE_TEXT),
+    ((480, 800), "fr", LARGE_TEXT),
+]
+
+
+def run_key(size: tuple[int, int], language: str = "fr", font_scale: float = 1.0) -> str:
+    return (
+        f"{size[0]}x{size[1]}"
+        + ("" if language == "fr" else f"-{language}")
+        + ("" if font_scale == 1.0 else f"@{font_scale}")
+    )
+
+
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every screen at every size: one driver process per size, two at a time."""
+def all_layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every screen at every size in every language (and large text on the smallest screens): one driver
+    process per run, two at a time. Keys: "800x480", "800x480-en", "800x480@1.5"."""
     from kiosk_app.settings import DEFAULT_FOLLOW_UPS
 
     follow_ups = [f.model_dump(mode="json") for f in DEFAULT_FOLLOW_UPS[:1]] + [SIX_CHOICES]
 
-    def one(size: tuple[int, int]) -> tuple[str, Any]:
-        tmp_path = tmp_path_factory.mktemp(f"layout-{size[0]}x{size[1]}")
+    def one(run: tuple[tuple[int, int], str, float]) -> tuple[str, Any]:
+        size, language, font_scale = run
+        key = run_key(size, language, font_scale)
+        tmp_path = tmp_path_factory.mktemp("layout-" + key.replace("@", "-scale-").replace(".", "_"))
+        languages = [language, *(other for other in LANGUAGES if other != language)]  # the first is the default
         spec = {
             "scenario": "layout",
-            "settings": base_settings(tmp_path, follow_ups=follow_ups, screen_dpi=DPI),
+            "settings": base_settings(
+                tmp_path, follow_ups=follow_ups, screen_dpi=DPI, languages=languages, font_scale=font_scale
+            ),
             "size": size,
             "speaker": "recording",
             "screenshots": str(tmp_path / "screenshots"),
         }
-        return f"{size[0]}x{size[1]}", run_driver(tmp_path, spec)["layout"]
+        return key, run_driver(tmp_path, spec)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(one, SIZES))
+        return dict(pool.map(one, LAYOUT_RUNS))
+
+
+@pytest.fixture(scope="module")
+def layouts(all_layouts: dict[str, Any]) -> dict[str, Any]:
+    """The French runs at font_scale 1, by size."""
+    return {key: run["layout"] for key, run in all_layouts.items() if "-" not in key and "@" not in key}
+
+
+def texts_of(shot: dict[str, Any]) -> list[dict[str, Any]]:
+    return [widget for widget in shot["widgets"] if "text" in widget]
 
 
 def overlap(a: list[float], b: list[float]) -> float:
@@ -157,17 +189,96 @@ def test_every_screen_fits_the_window_with_large_separate_buttons(layouts: dict[
             assert overlap(a["rect"], b["rect"]) == 0, f"{size} {name}: {a['class']} overlaps {b['class']}"
 
 
-@pytest.mark.parametrize("size", [f"{w}x{h}" for w, h in SIZES])
-def test_no_text_overflows_its_box(layouts: dict[str, Any], size: str) -> None:
-    for name, shot in layouts[size].items():
+@pytest.mark.parametrize("run", [run_key(*run) for run in LAYOUT_RUNS])
+def test_no_text_overflows_its_box_nor_breaks_a_word(all_layouts: dict[str, Any], run: str) -> None:
+    for name, shot in all_layouts[run]["layout"].items():
+        window = [0.0, 0.0, *map(float, shot["window"])]
         for widget in shot["widgets"]:
-            if "texture" not in widget:
-                continue
+            assert contains(window, widget["rect"]), f"{run} {name}: {widget['class']} {widget['rect']} outside"
+        for widget in texts_of(shot):
             text_width, text_height = widget["texture"]
             box_width, box_height = widget["rect"][2:]
             assert text_width <= box_width + 1 and text_height <= box_height + 1, (
-                f"{size} {name}: {widget['text'][:40]!r} needs {widget['texture']} in {widget['rect'][2:]}"
+                f"{run} {name}: {widget['text'][:40]!r} needs {widget['texture']} in {widget['rect'][2:]}"
             )
+            assert widget["words_fit"], f"{run} {name}: a word of {widget['text'][:40]!r} is cut"
+
+
+@pytest.mark.parametrize("run", [run_key(*run) for run in LAYOUT_RUNS])
+def test_no_text_has_a_capital_height_under_4_mm(all_layouts: dict[str, Any], run: str) -> None:
+    """Measured: the ink rows of a capital H drawn in each label's font and size, at the documented density
+    (the technician's screens, read from close by, may go down to 2.8 mm)."""
+    for name, shot in all_layouts[run]["layout"].items():
+        floor = TECHNICIAN_MIN_CAP_MM if name.startswith("technician") else MIN_CAP_MM
+        for widget in texts_of(shot):
+            cap_mm = widget["cap_px"] / DPI * 25.4
+            assert cap_mm >= floor, f"{run} {name}: {widget['text'][:40]!r} has {cap_mm:.2f} mm capitals"
+
+
+def test_the_type_scales_floor_is_a_4_mm_capital_as_drawn(all_layouts: dict[str, Any]) -> None:
+    """The smallest text drawn on the citizens' screens of the 7" screen is Metrics.min_font, and its measured
+    capital is 4 to 4.3 mm: CAP_HEIGHT_EM holds for the font the kiosk draws with."""
+    shots = all_layouts["800x480"]["layout"]
+    widgets = [w for name, shot in shots.items() if not name.startswith("technician") for w in texts_of(shot)]
+    smallest = min(widgets, key=lambda widget: widget["font_size"])
+    assert smallest["font_size"] == Metrics(800, 480, DPI, 1.0).min_font
+    assert MIN_CAP_MM <= smallest["cap_px"] / DPI * 25.4 < MIN_CAP_MM * 1.08
+
+
+def _question(shot: dict[str, Any], question: str) -> dict[str, Any]:
+    return next(widget for widget in texts_of(shot) if widget["text"] == question)
+
+
+QUESTION = "Satisfait de votre démarche dans votre France services aujourd'hui ?"
+FACE_WORDS = {"Pas du tout", "Pas vraiment", "Oui, plutôt", "Oui, tout à fait"}
+
+
+@pytest.mark.parametrize("run", [run_key(*run) for run in LAYOUT_RUNS if run[1] == "fr"])
+def test_the_question_is_never_smaller_than_the_face_words(all_layouts: dict[str, Any], run: str) -> None:
+    shot = all_layouts[run]["layout"]["rating"]
+    words = [widget for widget in texts_of(shot) if widget["text"] in FACE_WORDS]
+    assert len(words) == 4
+    assert _question(shot, QUESTION)["font_size"] >= max(word["font_size"] for word in words)
+
+
+@pytest.mark.parametrize("size", ["800x480", "480x800"])
+def test_a_larger_font_scale_makes_the_question_larger_and_face_words_wrap_cleanly(
+    all_layouts: dict[str, Any], size: str
+) -> None:
+    # (the 7" landscape screen has little room: its question grows from 46 to 48 px on attract, 39 to 40 on rating)
+    for screen, growth in (
+        ("rating", 1.1 if size == "480x800" else 1.02),
+        ("attract", 1.1 if size == "480x800" else 1.04),
+    ):
+        normal = _question(all_layouts[size]["layout"][screen], QUESTION)["font_size"]
+        large = _question(all_layouts[f"{size}@{LARGE_TEXT}"]["layout"][screen], QUESTION)["font_size"]
+        assert large >= normal * growth, f"{size} {screen}: the question {normal} -> {large} px"
+    words = [w for w in texts_of(all_layouts[f"{size}@{LARGE_TEXT}"]["layout"]["rating"]) if w["text"] in FACE_WORDS]
+    assert len(words) == 4
+    for word in words:  # at most two lines, no word cut
+        assert word["lines"] <= 2 and word["words_fit"], word
+
+
+@pytest.mark.parametrize("run", [run_key(*run) for run in LAYOUT_RUNS])
+def test_a_long_comment_is_read_page_by_page_at_the_type_scales_size(all_layouts: dict[str, Any], run: str) -> None:
+    """The review's comment (a 60 s sample) is shown one page at a time, never shrunk: "Suite" (touched)
+    shows each page in turn, then the first again; the pages hold the whole comment, each within its box;
+    read-aloud says the whole comment."""
+    layout = all_layouts[run]["layout"]
+    review = layout["review"]
+    size = tuple(int(side) for side in run.split("@")[0].split("-")[0].split("x"))
+    font_scale = float(run.split("@")[1]) if "@" in run else 1.0
+    metrics = Metrics(size[0], size[1], DPI, font_scale)
+    pages = review["pages"]
+    assert len(pages) >= 3 if min(size) <= 600 else len(pages) >= 2, f"{run}: {len(pages)} pages"
+    assert pages[-1] == pages[0]  # after the last page, the first again
+    shown = " ".join(pages[:-1])
+    assert shown == f"«\u00a0{review['full_comment']}\u00a0»"
+    for font_size in review["page_font_sizes"]:  # the body size, or smaller only to keep three lines a page
+        assert metrics.min_font <= font_size <= metrics.text("body")
+    for needed, room in review["page_heights"]:
+        assert needed <= room + 1
+    assert review["full_comment"] in review["spoken"]
 
 
 def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
@@ -185,10 +296,11 @@ def test_screens_show_what_the_flow_holds(layouts: dict[str, Any]) -> None:
     assert "Retraite" in texts("follow_up_2")
     assert "Votre voix n'est ni enregistrée ni conservée." in texts("voice_offer")
     assert "Parlez en français." in texts("voice_offer")  # the language to speak in, before anyone speaks
-    assert any(text.startswith("« Très bon accueil") for text in texts("review"))
+    assert any(text.startswith("«\u00a0Très bon accueil") for text in texts("review"))
     assert {"Envoyer", "Ajouter", "Recommencer", "Supprimer le commentaire"} <= set(texts("review"))
     assert "Ajouter" not in texts("review_nothing_heard")  # nothing to add to
     # read aloud: the buttons in their order on screen, said to be so
+    assert "Suite\n1 / 7" in texts("review")  # the comment's first page of seven, and the button to the next
     assert shot["review"]["spoken"].endswith(
         "De gauche à droite : Supprimer le commentaire, Recommencer, Ajouter, Envoyer."
     )
