@@ -2,6 +2,9 @@
 
 Attract -> Rating -> FollowUp(s) -> VoiceOffer -> Listening -> Review -> Thanks -> Attract; a face
 tapped on the attract screen is the rating itself (one tap votes) and goes straight to what follows it.
+Outside the opening hours (`[kiosk] opening_hours`, empty: always open) the attract screen gives way to
+Closed, where the screen sleeps and no tap counts; a visit under way is never cut. Between visits
+(attract or closed) `reconfigure` puts in new settings, e.g. a configuration sent by the platform.
 Events are method calls (taps, voice results) and `tick()` for timeouts; time comes from an
 injected clock, so every path is testable without waiting. The screens (kiosk_app/ui) only call
 these methods and draw `flow.state`; this module never imports Kivy.
@@ -21,6 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from borne_common.opening_hours import is_open
 from kiosk_app.comments import joined_comment
 from kiosk_app.settings import KioskSection
 from sync_agent.contract import Comment, Flag, FollowUp, Rating, RecordDraft, truncate_to_hour
@@ -34,6 +38,11 @@ class State(StrEnum):
     LISTENING = "listening"
     REVIEW = "review"
     THANKS = "thanks"
+    CLOSED = "closed"
+
+
+IDLE = (State.ATTRACT, State.CLOSED)
+"""Between visits: where new settings may be put in."""
 
 
 class Clock(Protocol):
@@ -273,11 +282,25 @@ class Flow:
         self._enter(State.REVIEW)
         return True
 
+    def reconfigure(self, settings: KioskSection) -> bool:
+        """Run with `settings` from now on; only between visits (False, and nothing changes, during one)."""
+        if self.state not in IDLE:
+            return False
+        self.settings = settings
+        self._new_session()
+        self._open_or_close()
+        return True
+
+    def is_open(self) -> bool:
+        hours = self.settings.opening_hours
+        return not hours or is_open(hours, self._clock.now())
+
     # -- time --------------------------------------------------------------------------------------
 
     def timeout_s(self, state: State) -> float | None:
         s = self.settings
         return {
+            State.CLOSED: None,
             State.ATTRACT: None,
             State.RATING: s.rating_timeout_s,
             State.FOLLOW_UP: s.follow_up_timeout_s,
@@ -300,7 +323,10 @@ class Flow:
         return True
 
     def tick(self) -> bool:
-        """Apply the current screen's timeout if it has passed; True when the state changed."""
+        """Apply the current screen's timeout if it has passed, and the opening hours between visits; True when
+        the state changed."""
+        if self.state in IDLE:
+            return self._open_or_close()
         limit = self.timeout_s(self.state)
         if limit is None or self._clock.monotonic() - self._entered_at < limit:
             return False
@@ -317,6 +343,13 @@ class Flow:
         return True
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _open_or_close(self) -> bool:
+        wanted = State.ATTRACT if self.is_open() else State.CLOSED
+        if wanted == self.state:
+            return False
+        self._enter(wanted)
+        return True
 
     def _tap(self) -> bool:
         now = self._clock.monotonic()

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from borne_common.settings import BorneSettings, Section
 from edge_models.options import VoiceOptions
 from kiosk_app.technician import PIN_HASH_PATTERN
-from sync_agent.contract import Choice, FollowUp, LanguageCode, Rating, Texts
+from sync_agent.contract import Choice, FollowUp, LanguageCode, OpeningRange, Rating, Texts, Weekday
 from sync_agent.settings import OutboxSection
 
 QUESTION = {
@@ -15,6 +15,8 @@ QUESTION = {
     "en": "Satisfied with what you came to do at France services today?",
     "es": "¿Satisfecho con su trámite en France services hoy?",
 }
+SCREEN_LANGUAGES = ("fr", "en", "es")
+"""The languages the screens are written in (kiosk_app/ui/locale/)."""
 PI_TOUCHSCREEN_DPI = 133.0  # the official Raspberry Pi 7" touchscreen: 800 x 480 on 154 x 86 mm
 
 
@@ -60,6 +62,11 @@ class KioskSection(Section):
         default_factory=lambda: ["fr", "en", "es"],
         min_length=1,
         description="Languages offered; the first is the default.",
+    )
+    opening_hours: dict[Weekday, list[OpeningRange]] = Field(
+        default_factory=dict,
+        description="When the site is open, in local time ('HH:MM-HH:MM' per day, e.g. mon = [\"09:00-12:00\"]); "
+        "outside them the screen sleeps and takes no rating. Empty: always open.",
     )
     voice_enabled: bool = Field(default=True, description="Offer to leave a spoken comment when a model is present.")
     rating_timeout_s: float = Field(default=30, gt=0, le=3600, description="Rating screen back to attract.")
@@ -121,6 +128,9 @@ class KioskSection(Section):
     def _unique_languages(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("each language may appear once")
+        unknown = [language for language in value if language not in SCREEN_LANGUAGES]
+        if unknown:
+            raise ValueError(f"the screens are not written in {', '.join(unknown)}; choose among {SCREEN_LANGUAGES}")
         return value
 
 

@@ -54,7 +54,8 @@ def simulate(
     end: datetime,
     days: float = 7.0,
 ) -> SimulationSummary:
-    """Play sessions until `records` records are stored, spread over the `days` before `end`."""
+    """Play sessions until `records` records are stored, spread over the `days` before `end` (at any hour: the
+    settings' opening hours are not applied)."""
     rng = random.Random(seed)  # noqa: S311 — simulation, not security
     clock = ManualClock(end - timedelta(days=days))
     summary = SimulationSummary()
@@ -63,7 +64,8 @@ def simulate(
         outbox.add(draft)
         summary.count(draft)
 
-    flow = Flow(settings, identity, clock=clock, on_record=store, voice_available=lambda: True)
+    always_open = settings.model_copy(update={"opening_hours": {}})
+    flow = Flow(always_open, identity, clock=clock, on_record=store, voice_available=lambda: True)
     gap = days * 86400 / max(records, 1)
     pause = settings.debounce_s + 0.4
     while summary.records < records:

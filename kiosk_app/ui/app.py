@@ -26,10 +26,11 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 from borne_common import systemd
 from edge_models.pipeline import MicStatus, Quiet
 from edge_models.segmenter import EndReason
+from kiosk_app.flow import IDLE, Flow, Identity, State, SystemClock
 from kiosk_app.flow import Clock as FlowClock
-from kiosk_app.flow import Flow, Identity, State, SystemClock
 from kiosk_app.read_aloud import ReadAloud
 from kiosk_app.record_keeper import RETRY_S, RecordKeeper
+from kiosk_app.remote_config import RemoteConfig
 from kiosk_app.runtime import AudioInput, LevelTest, VoiceRuntime, state_of_source
 from kiosk_app.settings import KioskSettings
 from kiosk_app.state_file import write_kiosk_state
@@ -41,6 +42,7 @@ from kiosk_app.ui.input_wake import InputWake
 from kiosk_app.ui.metrics import Metrics
 from kiosk_app.ui.screens import (
     AttractScreen,
+    ClosedScreen,
     FollowUpScreen,
     KioskScreen,
     ListeningScreen,
@@ -62,6 +64,7 @@ TECHNICIAN_IDLE_S = 120.0  # the technician screens go back to attract after thi
 KEEP_STORED = 1000  # records kept in memory once stored, for the demo, tests and bench (the outbox holds all)
 MICROPHONE_PROBE_S = 60.0  # a missing or failed microphone is checked again this often (on attract only)
 ECHO_TAIL_S = 0.3  # the microphone stays muted this long after read-aloud stops: the room still echoes it
+REMOTE_CONFIG_S = 5.0  # between visits, the platform's configuration file is looked at this often
 INPUT_GRACE_S = 2.0  # after input wakes the attract screen, it runs at ACTIVE_FPS this long (see _input_woke)
 TECHNICIAN_GATE = "technician_gate"
 TECHNICIAN = "technician"
@@ -73,6 +76,7 @@ SCREENS: dict[str, type[KioskScreen]] = {
     State.LISTENING: ListeningScreen,
     State.REVIEW: ReviewScreen,
     State.THANKS: ThanksScreen,
+    State.CLOSED: ClosedScreen,
     TECHNICIAN_GATE: TechnicianGateScreen,
     TECHNICIAN: TechnicianScreen,
 }
@@ -166,6 +170,8 @@ class KioskApp(App):  # type: ignore[misc]
         self.input_wake = InputWake(settings.kiosk.input_devices, self._wake)
         self._attract_asleep = False  # on attract at env.ATTRACT_FPS_WOKEN: input wakes the loop (read by InputWake)
         self._settle = Clock.create_trigger(self._settle_after_input, INPUT_GRACE_S)
+        self.remote_config = RemoteConfig(settings.device.device_config_path, settings.kiosk)
+        self._remote_checked = -REMOTE_CONFIG_S
         self.language = settings.kiosk.languages[0]
         self.m = Metrics(Window.width, Window.height, settings.kiosk.screen_dpi, settings.kiosk.font_scale)
         self.flow = Flow(
@@ -194,6 +200,8 @@ class KioskApp(App):  # type: ignore[misc]
         Clock.schedule_interval(self._retry_records, RETRY_S)
         self._start_input_wake()
         self._show(State.ATTRACT)
+        self._apply_remote_config()
+        self.flow.tick()  # closed already, outside the opening hours
         self._write_state()
         self.runtime.start_loading()
         return self.manager
@@ -202,6 +210,9 @@ class KioskApp(App):  # type: ignore[misc]
         self.flow.tick()
         self._count_down_review()
         now = self.clock.monotonic()
+        if now - self._remote_checked >= REMOTE_CONFIG_S:
+            self._remote_checked = now
+            self._apply_remote_config()
         microphone_down = self.runtime.microphone in (ComponentState.MISSING, ComponentState.FAILED)
         # the probe restarts PortAudio: only on the attract screen, where no stream is open
         on_attract = self.flow.state == State.ATTRACT and self.manager.current == State.ATTRACT
@@ -213,6 +224,23 @@ class KioskApp(App):  # type: ignore[misc]
         if self.manager.current in (TECHNICIAN_GATE, TECHNICIAN) and idle > TECHNICIAN_IDLE_S:
             self.close_technician()
 
+    def _apply_remote_config(self) -> None:
+        """Between visits, and not under the technician's hands: run a newer configuration from the platform
+        (question, follow-ups, languages, opening hours) and say which in the state file."""
+        if self.flow.state not in IDLE or self.manager.current != self.flow.state:
+            return
+        newer = self.remote_config.newer()
+        if newer is None:
+            return
+        version, kiosk = newer
+        if not self.flow.reconfigure(kiosk):
+            return
+        self.settings = self.settings.model_copy(update={"kiosk": kiosk})
+        self.remote_config.accept(version)
+        self.language = self.flow.session.language
+        self._show(self.flow.state)
+        self._write_state()
+
     def _touched(self, _window: Any, _touch: Any) -> None:
         self._technician_touched = self.clock.monotonic()
 
@@ -222,6 +250,7 @@ class KioskApp(App):  # type: ignore[misc]
             microphone=self.runtime.microphone,
             model=self.runtime.model,
             pin_failures=self.pin_gate.failures,
+            config_version=self.remote_config.version,
         )
 
     def _watchdog(self, _dt: float) -> None:
@@ -303,6 +332,8 @@ class KioskApp(App):  # type: ignore[misc]
         if self.speaker is not None:
             self.speaker.stop()
         self.language = self.flow.session.language
+        if state in IDLE and self.manager.current in (TECHNICIAN_GATE, TECHNICIAN):
+            return  # opening or closing time under the technician's hands: shown when they leave
         self._show(state)
         if state == State.LISTENING:
             self._start_listener()
@@ -313,7 +344,10 @@ class KioskApp(App):  # type: ignore[misc]
         self.manager.current = name
         self._shown_at_frame = Clock.frames_displayed
         self._attract_asleep = name == State.ATTRACT and self.input_wake.watching > 0
-        set_frame_rate(self._attract_fps() if name == State.ATTRACT else ACTIVE_FPS)
+        if name == State.ATTRACT:
+            set_frame_rate(self._attract_fps())
+        else:
+            set_frame_rate(IDLE_FPS if name == State.CLOSED else ACTIVE_FPS)
 
     # -- the attract screen sleeps until input arrives ---------------------------------------------
 
@@ -467,7 +501,7 @@ class KioskApp(App):  # type: ignore[misc]
     # -- technician --------------------------------------------------------------------------------
 
     def open_technician_gate(self) -> bool:
-        if not self.pin_gate.enabled or self.flow.state != State.ATTRACT:
+        if not self.pin_gate.enabled or self.flow.state not in IDLE:
             return False
         self._technician_touched = self.clock.monotonic()
         self._show(TECHNICIAN_GATE)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ast
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -408,3 +409,37 @@ def test_a_touch_on_the_review_starts_its_time_again(h: Harness) -> None:
     assert not h.wait(limit - 1) and h.flow.state == State.REVIEW
     assert h.wait(2) and h.flow.state == State.ATTRACT
     assert h.records[0].comment is None and Flag.ABANDONED in h.records[0].flags
+
+
+# -- opening hours and new settings between visits --------------------------------------------------
+
+
+def test_outside_opening_hours_the_screen_closes_and_takes_no_tap_but_a_visit_is_never_cut() -> None:
+    weekdays = {day: ["09:00-12:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+    harness = Harness(settings(opening_hours=weekdays))
+    flow, clock = harness.flow, harness.clock
+    clock.wall = clock.wall.replace(hour=11, minute=59, second=50)  # a Monday
+    assert not flow.tick() and flow.state == State.ATTRACT
+    assert harness.tap("rate_at_once", Rating.SATISFIED)  # a visit starts just before noon
+    harness.wait(20)  # past noon, on the follow-up (30 s): the visit goes on
+    assert flow.state == State.FOLLOW_UP
+    assert not flow.reconfigure(settings())  # nothing changes during a visit
+    harness.wait(30)  # the follow-up times out: saved, then attract, then closed at the next tick
+    assert flow.state == State.ATTRACT and len(harness.records) == 1
+    assert flow.tick() and flow.state == State.CLOSED
+    assert not harness.tap("touch") and not harness.tap("rate_at_once", Rating.VERY_SATISFIED)
+    assert not harness.tap("choose_language", "en")
+    assert len(harness.records) == 1 and flow.state == State.CLOSED
+    clock.wall = clock.wall.replace(hour=9, minute=0) + timedelta(days=1)  # Tuesday morning
+    assert flow.tick() and flow.state == State.ATTRACT
+    assert harness.tap("touch") and flow.state == State.RATING
+
+
+def test_new_settings_between_visits() -> None:
+    harness = Harness(settings())
+    flow = harness.flow
+    assert flow.reconfigure(settings(languages=["en", "fr"], opening_hours={"sun": ["00:00-00:01"]}))
+    assert flow.settings.languages == ["en", "fr"] and flow.session.language == "en"
+    assert flow.state == State.CLOSED  # the new hours apply at once
+    assert flow.reconfigure(settings())  # always open again
+    assert flow.state == State.ATTRACT and flow.session.language == "fr"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kiosk_app.ui.screens.attract import AttractScreen
 from kiosk_app.ui.screens.base import KioskScreen
+from kiosk_app.ui.screens.closed import ClosedScreen
 from kiosk_app.ui.screens.follow_up import FollowUpScreen
 from kiosk_app.ui.screens.listening import ListeningScreen
 from kiosk_app.ui.screens.rating import RatingScreen
@@ -14,6 +15,7 @@ from kiosk_app.ui.screens.voice_offer import VoiceOfferScreen
 
 __all__ = [
     "AttractScreen",
+    "ClosedScreen",
     "FollowUpScreen",
     "KioskScreen",
     "ListeningScreen",

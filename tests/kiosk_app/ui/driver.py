@@ -674,6 +674,74 @@ def outbox_full(app: Any, clock: ManualClock, spec: dict[str, Any], observed: di
     observed["after_room"] = {"waiting": app.keeper.waiting, "visits_in_outbox": _visits(app)}
 
 
+def remote_config(app: Any, clock: ManualClock, spec: dict[str, Any], observed: dict[str, Any]) -> Iterator[Any]:
+    """The platform's configuration, as the sync agent leaves it in the file: taken at start, the screen closed
+    outside its hours (no tap counts, the technician's corner still works), a newer one taken between visits and
+    not during one, one the screens cannot show refused."""
+    from kiosk_app.ui.app import REMOTE_CONFIG_S, TECHNICIAN_GATE
+    from kiosk_app.ui.script import pause, until
+    from kiosk_app.ui.touch import tap_at
+
+    path = Path(app.settings.device.device_config_path)
+
+    def state_file() -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(app.settings.device.kiosk_state_path.read_text())
+        return data
+
+    def publish(document: dict[str, Any]) -> None:  # what the sync agent does: a new file renamed into place
+        temporary = path.with_name(path.name + ".new")
+        temporary.write_text(json.dumps(document), encoding="utf-8")
+        temporary.replace(path)
+
+    def next_look() -> None:
+        clock.advance(REMOTE_CONFIG_S + 1)
+
+    yield until(lambda: settled(app, State.ATTRACT), "the attract screen")
+    observed["at_start"] = {
+        "question": app.screen(State.ATTRACT).question,
+        "languages": list(app.settings.kiosk.languages),
+        "state_file_version": state_file().get("config_version"),
+    }
+    clock.wall = clock.wall.replace(hour=12, minute=1)  # past the published hours (08:00-12:00)
+    clock.advance(1)
+    yield until(lambda: settled(app, State.CLOSED), "the closed screen", 5)
+    clock.advance(app.settings.kiosk.debounce_s + 1)
+    tap_at(app.manager.width / 2, app.manager.height / 2)
+    yield pause(0.5)
+    observed["closed"] = {"screen": app.manager.current, "state": app.flow.state.value}
+    side = app.m.target / 2
+    for _ in range(5):
+        tap_at(side, app.manager.height - side)
+    yield until(lambda: settled(app, TECHNICIAN_GATE), "the PIN pad from the closed screen", 3)
+    clock.wall = clock.wall.replace(hour=9)  # opening time while the technician is there
+    clock.advance(1)
+    yield pause(1.5)
+    observed["technician_kept"] = app.manager.current
+    app.close_technician()
+    yield until(lambda: settled(app, State.ATTRACT), "attract once the technician leaves", 5)
+
+    # A visit under way: a newer configuration waits for its end.
+    tap_at(app.manager.width / 2, app.manager.height / 2)
+    yield until(lambda: settled(app, State.RATING), "the rating screen")
+    publish({**spec["config"], "config_version": 4, "question": {"fr": "Nouvelle question ?"}})
+    next_look()
+    yield pause(1.5)
+    observed["during_visit"] = {"state": app.flow.state.value, "version": app.remote_config.version}
+    clock.advance(app.settings.kiosk.rating_timeout_s + 1)
+    yield until(lambda: settled(app, State.ATTRACT), "attract after the visit")
+    next_look()
+    yield until(lambda: app.remote_config.version == 4, "version 4 taken between visits", 5)
+    yield pause(0.5)
+    observed["after_visit"] = {
+        "question": app.screen(State.ATTRACT).question,
+        "state_file_version": state_file().get("config_version"),
+    }
+    publish({**spec["config"], "config_version": 5, "languages": ["fr", "de"]})
+    next_look()
+    yield pause(1.5)
+    observed["unfit"] = {"version": app.remote_config.version, "languages": list(app.settings.kiosk.languages)}
+
+
 def _filler(app: Any) -> Any:
     from tests.conftest import make_draft
 
@@ -693,6 +761,7 @@ SCENARIOS = {
     "visit_in_language": visit_in_language,
     "input_wake": input_wake,
     "outbox_full": outbox_full,
+    "remote_config": remote_config,
 }
 
 if __name__ == "__main__":
