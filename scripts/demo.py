@@ -9,12 +9,17 @@
 4. Start a Mosquitto on loopback with its own CA, TLS and per-device rights, and `borne ingest run`.
 5. `borne sync --once`: the outbox drains, every record acknowledged by the platform.
 6. Print the satisfaction indicators, and the kiosk's own record, as the central store holds them.
+7. `borne fleet status`: the terminal as the platform sees it (from its Status).
+8. `borne dashboard run` on the demo's store, with a national account printed. In a terminal it runs until
+   Ctrl-C; in a non-interactive run (CI, no TTY) it logs in with Debian's headless Chromium, saves a
+   screenshot of each page, and stops.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +48,7 @@ def main() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     sys.path.insert(0, str(ROOT))
     from provisioning.broker import FleetDevice
-    from provisioning.local_broker import LocalBroker, LocalPKI
+    from provisioning.local_broker import LocalBroker, LocalPKI, free_port
 
     work = Path(os.environ.get("BORNE_DEMO_DIR") or tempfile.mkdtemp(prefix="borne-demo-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -75,7 +80,8 @@ def main() -> None:
         f'tls_cert = "{device_cert}"\ntls_key = "{device_key}"\n'
         f'device_config_path = "{work}/device-config.json"\n\n'
         f'[ingest]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.platform_port}\ntls_ca = "{pki.ca_file}"\n'
-        f'tls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\ndb = "sqlite:///{work}/central.db"\n'
+        f'tls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\ndb = "sqlite:///{work}/central.db"\n\n'
+        f'[dashboard]\nport = {free_port()}\ncookie_secret_file = "{work}/dashboard-secret"\n'
     )
     (work / "sites.csv").write_text(f"site_id,name,department\n{SITE},France services de Guéret,23\n")
 
@@ -106,7 +112,84 @@ def main() -> None:
     borne("ingest", "stats", "--config", str(config), "--by", "site")
     borne("ingest", "stats", "--config", str(config), "--by", "region")
     print_central_records(work / "central.db", kiosk_records)
+
+    step("7. the fleet as the platform sees it: borne fleet status (from each terminal's Status)")
+    borne("fleet", "status", "--config", str(config))
+
+    step("8. the web dashboard on the central store: borne dashboard run")
+    run_dashboard(config, work / "screenshots")
     print(f"\ndemo: done; files kept in {work}")
+
+
+def run_dashboard(config: Path, screenshots: Path) -> None:
+    """An account, the dashboard served; until Ctrl-C in a terminal, else screenshots of its pages."""
+    from platform_ingest.dashboard.settings import DashboardSettings
+
+    port = DashboardSettings.load(config).dashboard.port
+    password = secrets.token_urlsafe(12)
+    add = [BORNE, "dashboard", "user", "add", "demo", "--role", "national", "--password-stdin", "--config", str(config)]
+    subprocess.run(add, input=password + "\n", text=True, check=True)
+    server = subprocess.Popen([BORNE, "dashboard", "run", "--config", str(config)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/connexion", server)
+        print(f"dashboard: {base}/   account: demo   password: {password}")
+        if sys.stdin.isatty() and not os.environ.get("CI"):
+            print("open it in a browser; Ctrl-C stops it")
+            try:
+                server.wait()
+            except KeyboardInterrupt:
+                print()
+        else:
+            shots = dashboard_screenshots(base, password, screenshots)
+            print(f"no terminal: screenshots of the dashboard in {screenshots}: {', '.join(shots)}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("demo: borne dashboard stopped at start")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 — our own loopback server
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    raise SystemExit(f"demo: the dashboard did not answer at {url}")
+
+
+def dashboard_screenshots(base: str, password: str, screenshots: Path) -> list[str]:
+    """Log in through the form with Debian's headless Chromium and save each page."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1400"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
+    screenshots.mkdir(parents=True, exist_ok=True)
+    names = []
+    try:
+        driver.get(f"{base}/connexion")
+        driver.find_element(By.ID, "nom").send_keys("demo")
+        driver.find_element(By.ID, "mot_de_passe").send_keys(password + "\n")
+        for name, path in (("national", "/"), ("site", f"/site/{SITE}"), ("commentaires", "/commentaires")):
+            driver.get(f"{base}{path}")
+            if not driver.find_elements(By.TAG_NAME, "h1"):
+                raise SystemExit(f"demo: the dashboard page {path} has no title")
+            driver.save_screenshot(str(screenshots / f"dashboard-{name}.png"))
+            names.append(f"dashboard-{name}.png")
+    finally:
+        driver.quit()
+    return names
 
 
 def outbox_record_ids(outbox: Path) -> set[str]:
