@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -27,6 +28,8 @@ from platform_ingest.dashboard.geography import CODE_OF_REGION, REGION_CODES, de
 from platform_ingest.dashboard.settings import DashboardSection
 from platform_ingest.dashboard.throttle import LoginThrottle
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN
+from platform_ingest.fleet.status import TerminalRow, fleet_rows
+from platform_ingest.settings import FleetSection
 from platform_ingest.store import GroupBy, Indicator, Site, Store, StoreError, iso_month, open_store
 
 try:
@@ -57,6 +60,32 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+
+
+COMPONENT_STATES = {"missing": "absent", "failed": "en panne", "loading": "en chargement", "unknown": "inconnu"}
+
+
+def _alerts_fr(row: TerminalRow, settings: FleetSection) -> list[str]:
+    """The terminal's alerts in French, one sentence each."""
+    status, sentences = row.status, []
+    for alert in row.alerts:
+        if alert.kind == "silent":
+            sentences.append(
+                f"Silencieuse : aucun statut depuis plus de {settings.silent_after_h:g} h d'ouverture"
+                + (" (hors ligne)" if status.state == "offline" else "")
+            )
+        elif alert.kind == "microphone":
+            sentences.append(f"Micro {COMPONENT_STATES.get(status.microphone, status.microphone)}")
+        elif alert.kind == "model":
+            sentences.append(f"Reconnaissance vocale {COMPONENT_STATES.get(status.model, status.model)}")
+        elif alert.kind == "backlog":
+            sentences.append(f"Avis en attente d'accusé de réception depuis plus de {settings.backlog_after_h:g} h")
+        elif alert.kind == "config":
+            running = f"la version {status.config_version}" if status.config_version else "ses réglages locaux"
+            sentences.append(f"Configuration {status.config_sent} envoyée, la borne applique {running}")
+        else:
+            sentences.append(alert.message)
+    return sentences
 
 
 def _sort_key(name: str) -> str:
@@ -158,8 +187,16 @@ class Account:
     role: Role
 
 
-def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], float] = time.monotonic) -> Starlette:
-    """The dashboard on the store `db_url`, with the `[dashboard]` settings `section`."""
+def create_app(
+    section: DashboardSection,
+    db_url: str,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    fleet: FleetSection | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Starlette:
+    """The dashboard on the store `db_url`, with the `[dashboard]` settings `section` (and `[fleet]`'s alerts)."""
+    fleet_settings = fleet or FleetSection()
     secret = cookie_secret(section.cookie_secret_file)
     stores = StoreThread(db_url)
     throttle = LoginThrottle(
@@ -453,6 +490,24 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
             },
         )
 
+    async def terminals(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        statuses = await stores.run(lambda store: store.terminals())
+        mine = [status for status in statuses if who.role.sees_site(status.site_id, status.department)]
+        rows = fleet_rows(mine, now(), fleet_settings)
+        return render(
+            request,
+            "fleet.html",
+            {
+                "title": "Parc des bornes",
+                "rows": [(row, _alerts_fr(row, fleet_settings)) for row in rows],
+                "online": sum(1 for row in rows if row.status.state == "online"),
+                "alerted": sum(1 for row in rows if row.alerts),
+            },
+        )
+
     async def login_form(request: Request) -> Response:
         return render(request, "login.html", {"title": "Connexion", "suite": safe_target(request), "error": None})
 
@@ -545,6 +600,7 @@ def create_app(section: DashboardSection, db_url: str, *, clock: Callable[[], fl
         Route("/departement/{code}", department),
         Route("/site/{site_id}", site),
         Route("/commentaires", comments),
+        Route("/parc", terminals),
         Route("/connexion", login_form, methods=["GET"]),
         Route("/connexion", login, methods=["POST"]),
         Route("/deconnexion", logout, methods=["POST"]),

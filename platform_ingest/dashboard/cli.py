@@ -56,7 +56,7 @@ def run(config_path: Path | None, db: str | None, host: str | None, port: int | 
     try:
         with open_store(settings.ingest.db) as store:  # fail now, with the reason, rather than on the first page
             accounts = len(store.dashboard_users())
-        app = create_app(section, settings.ingest.db)
+        app = create_app(section, settings.ingest.db, fleet=settings.fleet)
     except (StoreError, DashboardError) as error:
         raise click.ClickException(str(error)) from None
     if accounts == 0:

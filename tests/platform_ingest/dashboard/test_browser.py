@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from platform_ingest.dashboard.accounts import add_user, parse_role
 from platform_ingest.store import Site, open_store
-from sync_agent.contract import Record
+from sync_agent.contract import Record, Status
 from tests.platform_ingest.dashboard.conftest import PASSWORD
 from tests.platform_ingest.dashboard.server import ROOT, dashboard_server
 from tests.platform_ingest.factories import PARIS_WINTER, make_record
@@ -123,6 +123,11 @@ def test_a_national_account_logs_in_with_the_keyboard_and_every_page_reads_well(
     with open_store(db_url) as store:
         store.upsert_sites(SITES)
         store.store(demo_records())
+        seen = datetime.now(UTC)
+        for site, device, microphone in (("fs-35-01", "borne-a", "ok"), ("fs-35-02", "borne-a", "missing")):
+            store.put_status(
+                Status(site_id=site, device_id=device, state="online", microphone=microphone, model="ok", sent_at=seen)
+            )
         add_user(store, "national", parse_role("national"), PASSWORD)
     shots = Path(os.environ.get("BORNE_DASHBOARD_SCREENSHOTS") or tmp_path / "screenshots")
     shots = shots if shots.is_absolute() else ROOT / shots
@@ -153,6 +158,7 @@ def test_a_national_account_logs_in_with_the_keyboard_and_every_page_reads_well(
             "site": "/site/fs-35-01",
             "site-few-ratings": "/site/fs-35-02?mois=2026-11",
             "commentaires": "/commentaires?q=attente",
+            "parc": "/parc",
         }
         for name, path in pages.items():
             browser.get(f"{base}{path}")

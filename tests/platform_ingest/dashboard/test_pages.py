@@ -32,7 +32,7 @@ def row(html: str, label: str) -> str:
 
 
 def test_anonymous_visitors_are_sent_to_the_login_form_with_the_page_to_come_back_to(client: TestClient) -> None:
-    for path in ("/", "/region/53", "/departement/35", "/site/fs-35-01", "/commentaires?note=4"):
+    for path in ("/", "/region/53", "/departement/35", "/site/fs-35-01", "/commentaires?note=4", "/parc"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/connexion?suite=")
@@ -209,3 +209,45 @@ def test_a_database_that_cannot_be_opened_gives_a_503_page_not_a_crash(
         response = client.post("/connexion", data={"nom": "nat", "mot_de_passe": PASSWORD, "csrf_token": csrf(client)})
         assert response.status_code == 503
         assert "La base de données des avis ne répond pas" in response.text
+
+
+def test_the_fleet_page_shows_each_terminal_of_the_accounts_scope_with_its_alerts(
+    filled_url: str, section: DashboardSection
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from platform_ingest.store import open_store
+    from sync_agent.contract import Status
+
+    now = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)  # a Monday, 15:00 in Paris: open
+
+    def status(site: str, device: str, seen: datetime, **changes: object) -> Status:
+        values: dict[str, object] = {"site_id": site, "device_id": device, "state": "online", "sent_at": seen}
+        values |= {"microphone": "ok", "model": "ok", "versions": {"borne": "0.9.0"}, **changes}
+        return Status.model_validate(values)
+
+    with open_store(filled_url) as store:
+        store.put_status(status("fs-35-01", "borne-a", now - timedelta(minutes=4), config_version=2), received=now)
+        store.put_status(status("fs-35-02", "borne-a", now, microphone="missing"), received=now)
+        old = now - timedelta(days=3)
+        store.put_status(status("fs-23-01", "borne-a", old), received=old)
+    client = TestClient(create_app(section, filled_url, now=lambda: now), base_url="http://testserver")
+    with client:
+        login(client, "nat")
+        page = client.get("/parc")
+        assert page.status_code == 200
+        text = text_of(page.text)
+        assert "3 borne(s), 3 en ligne, 2 signalée(s)." in text
+        assert row(page.text, "Rennes").startswith("borne-a France services de Rennes en ligne")
+        assert "0.9.0 2 0 aucun" in row(page.text, "Rennes")
+        assert row(page.text, "Vitré").endswith("Micro absent")
+        assert "Silencieuse : aucun statut depuis plus de 2 h d'ouverture" in row(page.text, "Guéret")
+
+        client.post("/deconnexion", data={"csrf_token": csrf(client, "/parc")})
+        login(client, "bzh")  # Bretagne: its two terminals, not Guéret's
+        text = text_of(client.get("/parc").text)
+        assert "2 borne(s), 2 en ligne, 1 signalée(s)." in text and "Guéret" not in text
+        client.post("/deconnexion", data={"csrf_token": csrf(client, "/parc")})
+        login(client, "rennes")
+        text = text_of(client.get("/parc").text)
+        assert "1 borne(s), 1 en ligne, 0 signalée(s)." in text and "Vitré" not in text
