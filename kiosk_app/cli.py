@@ -231,11 +231,15 @@ def _tour(settings: KioskSettings, tiles: Path, size: tuple[int, int], language:
     """Every screen once, on a hand-moved clock and without the speech model, each saved as a tile."""
     import tempfile
 
+    with tempfile.TemporaryDirectory(prefix="borne-kiosk-tour-") as work:
+        _run_tour(settings, Path(work), tiles, size, language)
+
+
+def _run_tour(settings: KioskSettings, work: Path, tiles: Path, size: tuple[int, int], language: str | None) -> None:
     from kiosk_app.flow import ManualClock
     from kiosk_app.runtime import AudioInput
     from kiosk_app.ui.launch import run_kiosk
 
-    work = Path(tempfile.mkdtemp(prefix="borne-kiosk-tour-"))
     languages = settings.kiosk.languages
     if language is not None:  # the tour's visit in this language: the first is the default
         languages = [language, *(other for other in languages if other != language)]

@@ -86,8 +86,8 @@ def tour(app: KioskApp, clock: ManualClock, capture: Callable[[str], Script]) ->
     step()
     flow.accept_voice()
     listening = app.screen(State.LISTENING)
-    flow.voice_partial(comment[:120])
-    listening.live_text = comment[:120]
+    flow.voice_partial(comment)  # near the end of 60 s of speech: the latest words show
+    listening.live_text = comment
     listening.level = 0.6
     yield from capture("listening")
     flow.voice_final(Comment(text=comment, language=language, asr_model="sample", confidence=0.9))

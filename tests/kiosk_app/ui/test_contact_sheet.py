@@ -68,15 +68,18 @@ def test_the_contact_sheet_tiles_every_screen_at_every_documented_size(tmp_path:
     config = tmp_path / "borne.toml"
     config.write_text('[kiosk]\nlanguages = ["es", "fr"]\n', encoding="utf-8")
     sheets = tmp_path / "sheets"
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     done = subprocess.run(  # our own command: one tour per size, in processes of their own
         [BORNE, "kiosk", "--demo", "--config", str(config), "--contact-sheets", str(sheets)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
-        env=_env() | {"KIVY_HOME": str(tmp_path)},
+        env=_env() | {"KIVY_HOME": str(tmp_path), "TMPDIR": str(temporary)},
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    assert not list(temporary.iterdir())  # the tiles and each tour's outbox are gone
     assert sorted(path.name for path in sheets.iterdir()) == ["contact-sheet-es.png", "contact-sheet-fr.png"]
     sheet = read_png(sheets / "contact-sheet-es.png")
     cell = TILE_PX + GAP_PX

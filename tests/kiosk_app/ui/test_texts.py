@@ -19,6 +19,7 @@ BUILT_KEYS = [f"rating.{int(r)}" for r in range(1, 5)] + [
     *(f"tech.outbox.{s}" for s in ("pending", "in_flight", "acked", "rejected")),
     "tech.clear",
     "tech.ok",
+    "review.first",  # the page button's word on the last page (review.kv picks it in an expression)
     "language.name",
 ]
 
