@@ -57,7 +57,7 @@ def sample_comment(language: str) -> str:
 
 def tour(app: KioskApp, clock: ManualClock, capture: Callable[[str], Script]) -> Script:
     """Attract, rating, each follow-up, the voice offer, listening, review (its first page, then its
-    countdown), review when nothing was heard, thanks, the technician's PIN pad and screen."""
+    countdown), review when nothing was heard, thanks, the closed screen, the technician's PIN pad and screen."""
     from kiosk_app.ui.app import TECHNICIAN, TECHNICIAN_GATE
 
     yield until(lambda: app.runtime.model != ComponentState.LOADING, "the model state", 60)
@@ -106,6 +106,10 @@ def tour(app: KioskApp, clock: ManualClock, capture: Callable[[str], Script]) ->
     yield from capture("thanks")
     clock.advance(app.settings.kiosk.thanks_timeout_s + 1)
     yield until(lambda: flow.state == State.ATTRACT, "attract after thanks")
+    every_day = app.settings.kiosk
+    flow.reconfigure(every_day.model_copy(update={"opening_hours": {"sun": ["00:00-00:01"]}}))  # closed now
+    yield from capture(State.CLOSED)
+    flow.reconfigure(every_day)
     if app.open_technician_gate():
         yield from capture(TECHNICIAN_GATE)
         app._show(TECHNICIAN)  # as after the right PIN

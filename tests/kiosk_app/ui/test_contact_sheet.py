@@ -24,6 +24,7 @@ TOUR = (  # the screens in the order of kiosk_app.ui.tour, with the default two 
     "review_countdown",
     "review_nothing_heard",
     "thanks",
+    "closed",
     "technician_gate",
     "technician",
 )
