@@ -327,10 +327,13 @@ def test_a_speculative_decoding_never_pays_for_the_wide_window(
 
 
 def test_a_phrase_whose_end_whisper_dropped_is_decoded_again_with_timestamps(
-    transcriber: Any, voice_options: Any, whisper_bundle: Any
+    transcriber: Any, voice_options: Any, whisper_bundle: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two sentences of one speaker with a 0.5 s pause, as one 16.8 s phrase: without timestamps Whisper
-    base ends its text at the pause, and the second sentence is lost."""
+    base ends its text at the pause, and the second sentence is lost. Whether it does depends on the host
+    (CTranslate2 picks its int8 kernels by CPU: it did on the hosts of sessions 4-7, not on session 8's AVX2
+    one): where it does not, the first decoding is cut at its first sentence, as it came out there, and the
+    check must still bring the rest back from the real model."""
     from bench.speech_mix import join_with_gaps
     from bench.speech_sets import at_active_level, trim
     from edge_models.asr import WhisperTranscriber
@@ -341,9 +344,21 @@ def test_a_phrase_whose_end_whisper_dropped_is_decoded_again_with_timestamps(
     )
     phrase = join_with_gaps([first, second], [0.5], 0.5)
     without_check = WhisperTranscriber(whisper_bundle, voice_options.model_copy(update={"min_words_per_s": 0.0}))
-    assert "personnes" not in normalize(without_check.transcribe(phrase).text)  # the failure, still there
+    lost_here = "personnes" not in normalize(without_check.transcribe(phrase).text)
+    decodings: list[str] = []
+    generate = transcriber._generate
+
+    def first_one_ends_at_the_pause(*args: Any, **kwargs: Any) -> Any:
+        text, *rest = generate(*args, **kwargs)
+        decodings.append(text)
+        if len(decodings) == 1 and not lost_here:
+            text = text.split(".")[0] + "."
+        return (text, *rest)
+
+    monkeypatch.setattr(transcriber, "_generate", first_one_ends_at_the_pause)
     kept = normalize(transcriber.transcribe(phrase).text)
     assert "capacité" in kept and "mur" in kept and "personnes" in kept
+    assert len(decodings) >= 2  # decoded again, with timestamps
 
 
 def test_a_four_second_pause_to_think_does_not_end_the_comment(transcriber: Any, vad: Any, voice_options: Any) -> None:
