@@ -7,20 +7,14 @@ from pathlib import Path
 
 import click
 
-from borne_common.cli import config_option, load_settings
+from borne_common.cli import config_option
+from platform_ingest.cli import db_option, platform_settings
 from platform_ingest.dashboard.settings import DashboardSettings
 from platform_ingest.store import StoreError, open_store
 
-_DB_OPTION = click.option(
-    "--db",
-    default=None,
-    metavar="URL",
-    help="Database URL (sqlite:////path.db or postgresql://...); overrides [ingest] db.",
-)
-
 
 def _settings(config_path: Path | None, db: str | None) -> DashboardSettings:
-    return load_settings(DashboardSettings, config_path, **({"ingest": {"db": db}} if db else {}))
+    return platform_settings(DashboardSettings, config_path, db)
 
 
 @click.group()
@@ -30,7 +24,7 @@ def dashboard() -> None:
 
 @dashboard.command("run")
 @config_option
-@_DB_OPTION
+@db_option
 @click.option("--host", default=None, help="Address to listen on; overrides [dashboard] host.")
 @click.option("--port", type=int, default=None, help="Port to listen on; overrides [dashboard] port.")
 def run(config_path: Path | None, db: str | None, host: str | None, port: int | None) -> None:
@@ -40,12 +34,7 @@ def run(config_path: Path | None, db: str | None, host: str | None, port: int | 
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    settings = load_settings(
-        DashboardSettings,
-        config_path,
-        **({"ingest": {"db": db}} if db else {}),
-        **({"dashboard": overrides} if overrides else {}),
-    )
+    settings = platform_settings(DashboardSettings, config_path, db, dashboard=overrides)
     try:
         import uvicorn
 
@@ -80,7 +69,7 @@ def user() -> None:
 
 @user.command("add")
 @config_option
-@_DB_OPTION
+@db_option
 @click.argument("name")
 @click.option(
     "--role",
@@ -114,7 +103,7 @@ def add(config_path: Path | None, db: str | None, name: str, role: str, password
 
 @user.command("list")
 @config_option
-@_DB_OPTION
+@db_option
 def list_users(config_path: Path | None, db: str | None) -> None:
     """Every account with its role and creation date."""
     settings = _settings(config_path, db)
@@ -129,7 +118,7 @@ def list_users(config_path: Path | None, db: str | None) -> None:
 
 @user.command("remove")
 @config_option
-@_DB_OPTION
+@db_option
 @click.argument("name")
 def remove(config_path: Path | None, db: str | None, name: str) -> None:
     """Remove the account NAME; its open sessions end at their next page."""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from borne_common.cli import config_option, load_settings
+from borne_common.cli import config_option
+from platform_ingest.cli import db_option, platform_settings
 from platform_ingest.settings import IngestSettings
 from platform_ingest.store import StoreError, open_store
 
@@ -20,12 +21,7 @@ def fleet() -> None:
 
 @fleet.command("status")
 @config_option
-@click.option(
-    "--db",
-    default=None,
-    metavar="URL",
-    help="Database URL (sqlite:////path.db or postgresql://...); overrides [ingest] db.",
-)
+@db_option
 @click.option("--alerts", "alerts_only", is_flag=True, help="Only the terminals with an alert.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per terminal, a line each.")
 @click.option("--check", is_flag=True, help="Exit with status 1 when a terminal has an alert (for a monitoring probe).")
@@ -34,7 +30,7 @@ def status(config_path: Path | None, db: str | None, alerts_only: bool, as_json:
     its alerts: silent during opening hours, microphone or model not ready, records waiting too long."""
     from platform_ingest.fleet.status import fleet_rows, render
 
-    settings = load_settings(IngestSettings, config_path, **({"ingest": {"db": db}} if db else {}))
+    settings = platform_settings(IngestSettings, config_path, db)
     now = datetime.now(UTC)
     try:
         with open_store(settings.ingest.db) as store:
@@ -65,12 +61,7 @@ def config() -> None:
 @click.option("--device", default=None, help="This terminal (with --site if two sites have one of that name).")
 @click.option("--all", "every", is_flag=True, help="Every terminal that has reported a Status.")
 @click.option("--dry-run", is_flag=True, help="Check the file and show what would be published, publish nothing.")
-@click.option(
-    "--db",
-    default=None,
-    metavar="URL",
-    help="Database URL (sqlite:////path.db or postgresql://...); overrides [ingest] db.",
-)
+@db_option
 def publish(
     config_path: Path | None,
     file: Path,
@@ -85,7 +76,7 @@ def publish(
     from platform_ingest.fleet.config import ConfigError, choose_terminals, next_version, read_config_file
     from platform_ingest.fleet.config import publish as publish_config
 
-    settings = load_settings(IngestSettings, config_path, **({"ingest": {"db": db}} if db else {}))
+    settings = platform_settings(IngestSettings, config_path, db)
     try:
         with open_store(settings.ingest.db) as store:
             document = read_config_file(file, next_version(store))

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from borne_common.cli import config_option, load_settings
+from platform_ingest.cli import db_option
 from platform_ingest.settings import IngestSettings
 from platform_ingest.sites import SitesFileError, read_sites
 from platform_ingest.store import GROUPS, Indicator, Store, StoreError, iso_month, open_store
@@ -32,16 +33,6 @@ def _open(url: str) -> Store:
         raise click.ClickException(str(error)) from None
 
 
-def _db_option(function: Any) -> Any:
-    return click.option(
-        "--db",
-        "db",
-        default=None,
-        metavar="URL",
-        help="Database URL (sqlite:////path.db or postgresql://...); overrides [ingest] db.",
-    )(function)
-
-
 @click.group()
 def ingest() -> None:
     """Central consumer: store the batches terminals send, acknowledge them, report indicators."""
@@ -50,7 +41,7 @@ def ingest() -> None:
 @ingest.command("run")
 @config_option
 @click.option("--broker", default=None, metavar="HOST[:PORT]", help="Broker address; overrides [ingest] broker_host.")
-@_db_option
+@db_option
 @click.option("--client-id", default=None, help="MQTT client id; overrides [ingest] client_id.")
 @click.option("--group", default=None, help="Shared subscription group; overrides [ingest] share_group.")
 def run(config_path: Path | None, broker: str | None, db: str | None, client_id: str | None, group: str | None) -> None:
@@ -112,7 +103,7 @@ def _split_broker(broker: str | None) -> tuple[str | None, int | None]:
 
 @ingest.command("stats")
 @config_option
-@_db_option
+@db_option
 @click.option(
     "--by",
     "group_by",
@@ -186,7 +177,7 @@ def sites_group() -> None:
 
 @sites_group.command("import")
 @config_option
-@_db_option
+@db_option
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def sites_import(config_path: Path | None, db: str | None, file: Path) -> None:
     """Insert or update sites from a CSV file with the columns site_id,name,department."""
@@ -205,7 +196,7 @@ def sites_import(config_path: Path | None, db: str | None, file: Path) -> None:
 
 @ingest.command("purge-dead-letters")
 @config_option
-@_db_option
+@db_option
 @click.option(
     "--older-than-days",
     type=click.IntRange(0, 3650),
@@ -227,7 +218,7 @@ def purge_dead_letters(config_path: Path | None, db: str | None, older_than_days
 
 @ingest.command("dead-letters")
 @config_option
-@_db_option
+@db_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000), help="How many, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (payload as text, replaced if not UTF-8).")
 def dead_letters(config_path: Path | None, db: str | None, limit: int, as_json: bool) -> None:
@@ -253,7 +244,7 @@ def dead_letters(config_path: Path | None, db: str | None, limit: int, as_json: 
 
 @ingest.command("health")
 @config_option
-@_db_option
+@db_option
 @click.option(
     "--hours", default=1.0, show_default=True, type=click.FloatRange(0.01, 24 * 90), help="How far back to look."
 )

@@ -11,23 +11,9 @@ import numpy as np
 
 from kiosk_app.ui.contact_sheet import BACKGROUND, DOCUMENTED_SIZES, GAP_PX, TILE_PX, reduce, write_png
 from tests.kiosk_app.ui.test_kiosk_command import BORNE
-from tests.kiosk_app.ui.test_screens import ROOT, _env
+from tests.kiosk_app.ui.test_screens import ROOT, SCREENS, _env
 
-TOUR = (  # the screens in the order of kiosk_app.ui.tour, with the default two follow-ups
-    "attract",
-    "rating",
-    "follow_up_1",
-    "follow_up_2",
-    "voice_offer",
-    "listening",
-    "review",
-    "review_countdown",
-    "review_nothing_heard",
-    "thanks",
-    "closed",
-    "technician_gate",
-    "technician",
-)
+TOUR = SCREENS  # the screens in the order of kiosk_app.ui.tour, with the default two follow-ups
 
 
 def read_png(path: Path) -> np.ndarray:
