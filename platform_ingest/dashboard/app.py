@@ -70,9 +70,14 @@ def _alerts_fr(row: TerminalRow, settings: FleetSection) -> list[str]:
     status, sentences = row.status, []
     for alert in row.alerts:
         if alert.kind == "silent":
+            hours = (
+                "horaires par défaut du parc"
+                if row.hours.config_version is None
+                else f"horaires de la configuration {row.hours.config_version}"
+            )
             sentences.append(
-                f"Silencieuse : aucun statut depuis plus de {settings.silent_after_h:g} h d'ouverture"
-                + (" (hors ligne)" if status.state == "offline" else "")
+                f"Silencieuse : aucun statut depuis plus de {settings.silent_after_h:g} h d'ouverture ({hours})"
+                + (", hors ligne" if status.state == "offline" else "")
             )
         elif alert.kind == "microphone":
             sentences.append(f"Micro {COMPONENT_STATES.get(status.microphone, status.microphone)}")
@@ -494,9 +499,9 @@ def create_app(
         who = await account(request)
         if who is None:
             return to_login(request)
-        statuses = await stores.run(lambda store: store.terminals())
+        statuses, published = await stores.run(lambda store: (store.terminals(), store.latest_device_configs()))
         mine = [status for status in statuses if who.role.sees_site(status.site_id, status.department)]
-        rows = fleet_rows(mine, now(), fleet_settings)
+        rows = fleet_rows(mine, now(), fleet_settings, published)
         return render(
             request,
             "fleet.html",
