@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from platform_ingest.dashboard import figures
+from platform_ingest.dashboard import exports, figures
 from platform_ingest.dashboard.accounts import AccountError, Role, dummy_verify, parse_role, verify_password
 from platform_ingest.dashboard.geography import CODE_OF_REGION, REGION_CODES, departments_of
 from platform_ingest.dashboard.settings import DashboardSection
@@ -513,6 +513,59 @@ def create_app(
             },
         )
 
+    async def exports_page(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        role = who.role
+        months = await stores.run(lambda store: exports.export_months(store, role))
+        if role.kind == "national":
+            scope = "France entière : chaque région, département et site"
+        elif role.kind == "region":
+            scope = f"région {REGION_CODES[role.code]} : la région, ses départements et leurs sites"
+        else:
+            scope = f"le site {role.code}"
+        return render(
+            request,
+            "exports.html",
+            {
+                "title": "Exports",
+                "scope": scope,
+                "months": [(month, figures.month_label(month)) for month in months],
+                "licence": exports.LICENCE,
+            },
+        )
+
+    def download(body: bytes, media_type: str, filename: str) -> Response:
+        return Response(
+            body,
+            media_type=media_type,
+            headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"},
+        )
+
+    async def indicators_csv(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        role, month = who.role, month_filter(request)
+        body = await stores.run(lambda store: exports.indicators_csv(exports.indicator_rows(store, role, month)))
+        return download(body, "text/csv; charset=utf-8", exports.csv_filename(role, month))
+
+    async def opendata(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        text = request.path_params["month"]
+        try:
+            month = iso_month(text)
+        except ValueError:
+            month = ""
+        if month != text:
+            raise HTTPException(400, f"Mois {text!r} invalide : attendu AAAA-MM, par exemple 2026-11.")
+        role, generated = who.role, now()
+        body = await stores.run(lambda store: exports.opendata_json(exports.opendata(store, role, month, generated)))
+        return download(body, "application/json", exports.opendata_filename(role, month))
+
     async def login_form(request: Request) -> Response:
         return render(request, "login.html", {"title": "Connexion", "suite": safe_target(request), "error": None})
 
@@ -606,6 +659,9 @@ def create_app(
         Route("/site/{site_id}", site),
         Route("/commentaires", comments),
         Route("/parc", terminals),
+        Route("/exports", exports_page),
+        Route("/export/indicateurs.csv", indicators_csv),
+        Route("/export/opendata/{month}.json", opendata),
         Route("/connexion", login_form, methods=["GET"]),
         Route("/connexion", login, methods=["POST"]),
         Route("/deconnexion", logout, methods=["POST"]),
