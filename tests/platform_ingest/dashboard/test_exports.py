@@ -53,6 +53,7 @@ def test_a_national_account_gets_every_level_in_a_csv_for_french_spreadsheets(ex
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert response.headers["content-disposition"] == 'attachment; filename="indicateurs-national-2026-11.csv"'
+    assert response.headers["cache-control"] == "no-store"
     assert lines(response.content) == [
         HEADER,
         "national;FR;France entière;;;2026-11;103;52;50,5;4",
