@@ -210,6 +210,12 @@ class Store(ABC):
     def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
         """Indicators per group and month (only `month`, 'YYYY-MM', if given), ordered by group then month."""
 
+    def site_indicators(self, site_ids: Iterable[str], month: str | None = None) -> list[Indicator]:
+        """`indicators("site", month)` of the sites `site_ids` only (a département's page reads its few sites, not
+        the whole network's)."""
+        wanted = set(site_ids)
+        return [indicator for indicator in self.indicators("site", month) if indicator.group in wanted]
+
     # The dashboard's queries and accounts (platform_ingest.dashboard); the SQL stores implement them, other
     # stores (test doubles) need not.
 
@@ -400,14 +406,17 @@ class _SqlStore(Store):
                 else:
                     duplicates.append(record.record_id)
             if counts:
-                keys = sorted(counts)
-                cursor.execute(
-                    self._sql(_upsert_site_month_sql(len(keys))),
-                    [value for key in keys for value in (*key, *counts[key])],
-                )
+                self._add_counts(cursor, counts)
             if dead_letter is not None:
                 self._insert_dead_letter(cursor, dead_letter, received)
         return accepted, duplicates
+
+    def _add_counts(self, cursor: _Cursor, counts: dict[tuple[str, str], list[int]]) -> None:
+        """Add `counts` ((site, month) -> records, satisfied, comments, bursts) to site_month, in key order."""
+        keys = sorted(counts)
+        cursor.execute(
+            self._sql(_upsert_site_month_sql(len(keys))), [value for key in keys for value in (*key, *counts[key])]
+        )
 
     def _insert_records(self, cursor: _Cursor, rows: list[tuple[Any, ...]]) -> list[Any]:
         """Insert `rows` (`_record_row`s) but those already stored, in one statement: the (device_id, record_id)
@@ -565,12 +574,26 @@ class _SqlStore(Store):
         return written
 
     def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
+        return self._indicators(by, month)
+
+    def site_indicators(self, site_ids: Iterable[str], month: str | None = None) -> list[Indicator]:
+        wanted = sorted(set(site_ids))
+        return self._indicators("site", month, wanted) if wanted else []
+
+    def _indicators(self, by: GroupBy, month: str | None, site_ids: Sequence[str] | None = None) -> list[Indicator]:
         key = {
             "site": "r.site_id",
             "department": f"COALESCE(s.department, '{UNKNOWN}')",
             "region": f"COALESCE(s.region, '{UNKNOWN}')",
         }[by]
-        where = "WHERE r.month = ?" if month is not None else ""
+        conditions, params = [], []
+        if month is not None:
+            conditions.append("r.month = ?")
+            params.append(month)
+        if site_ids is not None:  # read through site_month's primary key (site_id, month)
+            conditions.append(f"r.site_id IN ({', '.join('?' for _ in site_ids)})")
+            params.extend(site_ids)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         # site_month holds the counts per site and month (kept up to date by store()): a few rows per site, never
         # the records themselves.
         query = self._sql(
@@ -579,7 +602,7 @@ class _SqlStore(Store):
             "GROUP BY grp, r.month ORDER BY grp, r.month"
         )
         with self._transaction() as cursor:
-            cursor.execute(query, (month,) if month is not None else ())
+            cursor.execute(query, params)
             rows = cursor.fetchall()
             cursor.execute("SELECT site_id, name FROM sites")
             site_names = {row[0]: row[1] for row in cursor.fetchall()}

@@ -61,6 +61,10 @@ def assert_matches_a_scan(store: Store) -> None:
     for by in GROUPS:
         for month in (None, *MONTHS, "2025-01"):
             assert store.indicators(by, month) == scanned(store, by, month), (by, month)
+    for chosen in ([], ["fs-75-01"], ["fs-nowhere", "fs-2a-01", "fs-none"]):
+        for month in (None, "2026-10"):
+            expected = [row for row in scanned(store, "site", month) if row.group in chosen]
+            assert store.site_indicators(chosen, month) == expected, (chosen, month)
     with store._transaction() as cursor:  # type: ignore[attr-defined]
         cursor.execute("SELECT site_id, month, records, satisfied, comments, bursts FROM site_month")
         kept = sorted(tuple(map(str, row)) for row in cursor.fetchall())
