@@ -13,7 +13,7 @@ from sync_agent.settings import OutboxSection
 QUESTION = {
     "fr": "Satisfait de votre démarche dans votre France services aujourd'hui ?",
     "en": "Satisfied with what you came to do at France services today?",
-    "es": "¿Satisfecho con su trámite en France services hoy?",
+    "es": "¿Qué tal su trámite de hoy en France services?",
 }
 SCREEN_LANGUAGES = ("fr", "en", "es")
 """The languages the screens are written in (kiosk_app/ui/locale/)."""

@@ -133,7 +133,8 @@ class FleetSection(Section):
     opening_hours: dict[Weekday, list[OpeningRange]] = Field(
         default_factory=_office_hours,
         description="When sites are open, in their local time ('HH:MM-HH:MM' per day; a day not listed is closed); "
-        "silence outside these hours is not an alert.",
+        "silence outside these hours is not an alert. A terminal whose latest published configuration gives opening "
+        "hours counts in those instead.",
     )
     timezone: str = Field(
         default="Europe/Paris",

@@ -202,6 +202,10 @@ class Store(ABC):
     def last_config_version(self) -> int:
         """The highest configuration version published or reported by a terminal (0: none yet)."""
 
+    def latest_device_configs(self) -> dict[tuple[str, str], DeviceConfig]:
+        """The latest (highest version) configuration published to each terminal, by (site id, device id)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no configurations; use the SQL stores")
+
     @abstractmethod
     def upsert_sites(self, sites: Iterable[Site]) -> int:
         """Insert or update sites in one transaction; the number written."""
@@ -719,6 +723,23 @@ class _SqlStore(Store):
         with self._transaction() as cursor:
             cursor.execute(self._sql("DELETE FROM dashboard_users WHERE name = ?"), (name,))
             return int(cursor.rowcount) == 1
+
+    def latest_device_configs(self) -> dict[tuple[str, str], DeviceConfig]:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "SELECT c.site_id, c.device_id, c.document FROM device_configs c WHERE c.config_version = "
+                "(SELECT MAX(l.config_version) FROM device_configs l "
+                "WHERE l.site_id = c.site_id AND l.device_id = c.device_id)"
+            )
+            rows = cursor.fetchall()
+        return {
+            (str(site), str(device)): (
+                DeviceConfig.model_validate_json(document)
+                if isinstance(document, str | bytes)
+                else DeviceConfig.model_validate(document)
+            )
+            for site, device, document in rows
+        }
 
 
 def _datetime(value: Any) -> datetime:

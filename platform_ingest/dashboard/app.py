@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from platform_ingest.dashboard import figures
+from platform_ingest.dashboard import exports, figures
 from platform_ingest.dashboard.accounts import AccountError, Role, dummy_verify, parse_role, verify_password
 from platform_ingest.dashboard.geography import CODE_OF_REGION, REGION_CODES, departments_of
 from platform_ingest.dashboard.settings import DashboardSection
@@ -70,9 +70,14 @@ def _alerts_fr(row: TerminalRow, settings: FleetSection) -> list[str]:
     status, sentences = row.status, []
     for alert in row.alerts:
         if alert.kind == "silent":
+            hours = (
+                "horaires par défaut du parc"
+                if row.hours.config_version is None
+                else f"horaires de la configuration {row.hours.config_version}"
+            )
             sentences.append(
-                f"Silencieuse : aucun statut depuis plus de {settings.silent_after_h:g} h d'ouverture"
-                + (" (hors ligne)" if status.state == "offline" else "")
+                f"Silencieuse : aucun statut depuis plus de {settings.silent_after_h:g} h d'ouverture ({hours})"
+                + (", hors ligne" if status.state == "offline" else "")
             )
         elif alert.kind == "microphone":
             sentences.append(f"Micro {COMPONENT_STATES.get(status.microphone, status.microphone)}")
@@ -494,9 +499,9 @@ def create_app(
         who = await account(request)
         if who is None:
             return to_login(request)
-        statuses = await stores.run(lambda store: store.terminals())
+        statuses, published = await stores.run(lambda store: (store.terminals(), store.latest_device_configs()))
         mine = [status for status in statuses if who.role.sees_site(status.site_id, status.department)]
-        rows = fleet_rows(mine, now(), fleet_settings)
+        rows = fleet_rows(mine, now(), fleet_settings, published)
         return render(
             request,
             "fleet.html",
@@ -507,6 +512,59 @@ def create_app(
                 "alerted": sum(1 for row in rows if row.alerts),
             },
         )
+
+    async def exports_page(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        role = who.role
+        months = await stores.run(lambda store: exports.export_months(store, role))
+        if role.kind == "national":
+            scope = "France entière : chaque région, département et site"
+        elif role.kind == "region":
+            scope = f"région {REGION_CODES[role.code]} : la région, ses départements et leurs sites"
+        else:
+            scope = f"le site {role.code}"
+        return render(
+            request,
+            "exports.html",
+            {
+                "title": "Exports",
+                "scope": scope,
+                "months": [(month, figures.month_label(month)) for month in months],
+                "licence": exports.LICENCE,
+            },
+        )
+
+    def download(body: bytes, media_type: str, filename: str) -> Response:
+        return Response(
+            body,
+            media_type=media_type,
+            headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"},
+        )
+
+    async def indicators_csv(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        role, month = who.role, month_filter(request)
+        body = await stores.run(lambda store: exports.indicators_csv(exports.indicator_rows(store, role, month)))
+        return download(body, "text/csv; charset=utf-8", exports.csv_filename(role, month))
+
+    async def opendata(request: Request) -> Response:
+        who = await account(request)
+        if who is None:
+            return to_login(request)
+        text = request.path_params["month"]
+        try:
+            month = iso_month(text)
+        except ValueError:
+            month = ""
+        if month != text:
+            raise HTTPException(400, f"Mois {text!r} invalide : attendu AAAA-MM, par exemple 2026-11.")
+        role, generated = who.role, now()
+        body = await stores.run(lambda store: exports.opendata_json(exports.opendata(store, role, month, generated)))
+        return download(body, "application/json", exports.opendata_filename(role, month))
 
     async def login_form(request: Request) -> Response:
         return render(request, "login.html", {"title": "Connexion", "suite": safe_target(request), "error": None})
@@ -601,6 +659,9 @@ def create_app(
         Route("/site/{site_id}", site),
         Route("/commentaires", comments),
         Route("/parc", terminals),
+        Route("/exports", exports_page),
+        Route("/export/indicateurs.csv", indicators_csv),
+        Route("/export/opendata/{month}.json", opendata),
         Route("/connexion", login_form, methods=["GET"]),
         Route("/connexion", login, methods=["POST"]),
         Route("/deconnexion", logout, methods=["POST"]),

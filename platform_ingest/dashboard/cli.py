@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +13,9 @@ from borne_common.cli import config_option
 from platform_ingest.cli import db_option, platform_settings
 from platform_ingest.dashboard.settings import DashboardSettings
 from platform_ingest.store import StoreError, open_store
+
+if TYPE_CHECKING:
+    from platform_ingest.dashboard.accounts import Role
 
 
 def _settings(config_path: Path | None, db: str | None) -> DashboardSettings:
@@ -131,3 +136,94 @@ def remove(config_path: Path | None, db: str | None, name: str) -> None:
     if not removed:
         raise click.ClickException(f"no account named {name!r} (borne dashboard user list shows them)")
     click.echo(f"account {name} removed")
+
+
+@dashboard.group("export")
+def export() -> None:
+    """The dashboard's exports for an analyst: the same files as its Exports page (/exports)."""
+
+
+def _month(context: click.Context, parameter: click.Parameter, value: str | None) -> str | None:
+    from platform_ingest.store import iso_month
+
+    try:
+        return None if value is None else iso_month(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _scope(context: click.Context, parameter: click.Parameter, value: str) -> Role:
+    from platform_ingest.dashboard.accounts import AccountError, parse_role
+
+    try:
+        return parse_role(value)
+    except AccountError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+scope_option = click.option(
+    "--scope",
+    default="national",
+    show_default=True,
+    metavar="ROLE",
+    callback=_scope,
+    help="The rows an account of this role gets: national, region:CODE (INSEE code) or site:ID.",
+)
+out_option = click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    default=None,
+    help="File to write (standard output if not given).",
+)
+
+
+def _write(body: bytes, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        out.write_bytes(body)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {out}: {error.strerror}") from None
+    click.echo(f"wrote {out} ({len(body)} bytes)", err=True)
+
+
+@export.command("csv")
+@config_option
+@db_option
+@scope_option
+@click.option("--month", default=None, metavar="YYYY-MM", callback=_month, help="Only this month (default: every one).")
+@out_option
+def export_csv(config_path: Path | None, db: str | None, scope: Role, month: str | None, out: Path | None) -> None:
+    """The indicators of the scope, a line per level (national, region, département, site) and month: CSV for
+    French spreadsheets (UTF-8 with BOM, ';' separators, decimal commas), as /export/indicateurs.csv."""
+    from platform_ingest.dashboard.exports import indicator_rows, indicators_csv
+
+    settings = _settings(config_path, db)
+    try:
+        with open_store(settings.ingest.db) as store:
+            body = indicators_csv(indicator_rows(store, scope, month))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    _write(body, out)
+
+
+@export.command("opendata")
+@config_option
+@db_option
+@scope_option
+@click.option("--month", required=True, metavar="YYYY-MM", callback=_month, help="The month of the document.")
+@out_option
+def export_opendata(config_path: Path | None, db: str | None, scope: Role, month: str, out: Path | None) -> None:
+    """The open-data JSON of a month: each site of the scope with its ratings and satisfaction rate (null under 30
+    ratings), no comment, under the Licence Ouverte / Etalab 2.0, as /export/opendata/MONTH.json."""
+    from platform_ingest.dashboard.exports import opendata, opendata_json
+
+    settings = _settings(config_path, db)
+    try:
+        with open_store(settings.ingest.db) as store:
+            body = opendata_json(opendata(store, scope, month, datetime.now(UTC)))
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    _write(body, out)

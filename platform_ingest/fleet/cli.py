@@ -27,7 +27,8 @@ def fleet() -> None:
 @click.option("--check", is_flag=True, help="Exit with status 1 when a terminal has an alert (for a monitoring probe).")
 def status(config_path: Path | None, db: str | None, alerts_only: bool, as_json: bool, check: bool) -> None:
     """One line per terminal (site, state, last seen, version, configuration, backlog, microphone, model) and
-    its alerts: silent during opening hours, microphone or model not ready, records waiting too long."""
+    its alerts: silent during opening hours (those of the latest configuration sent to it, else [fleet]'s),
+    microphone or model not ready, records waiting too long."""
     from platform_ingest.fleet.status import fleet_rows, render
 
     settings = platform_settings(IngestSettings, config_path, db)
@@ -35,9 +36,10 @@ def status(config_path: Path | None, db: str | None, alerts_only: bool, as_json:
     try:
         with open_store(settings.ingest.db) as store:
             statuses = store.terminals()
+            published = store.latest_device_configs()
     except StoreError as error:
         raise click.ClickException(str(error)) from None
-    rows = fleet_rows(statuses, now, settings.fleet)
+    rows = fleet_rows(statuses, now, settings.fleet, published)
     if alerts_only:
         rows = [row for row in rows if row.alerts]
     if as_json:

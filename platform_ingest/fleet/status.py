@@ -8,13 +8,15 @@ Alerts are computed when asked, never stored:
 - `config`: a configuration published `[fleet] config_after_h` hours of opening time ago is still not the
   one the terminal runs (the kiosk refused it, or has not been idle since).
 
-Opening hours are the `[fleet] opening_hours` of the settings, read in the site's time zone: the
-`[fleet] timezone` (Europe/Paris), or the overseas département's own when the sites directory places the
-site in one.
+Opening hours are those of the latest configuration published to the terminal (`borne fleet config publish`)
+when it gives any, else the `[fleet] opening_hours` of the settings; either is read in the site's time zone: the
+`[fleet] timezone` (Europe/Paris), or the overseas département's own when the sites directory places the site
+in one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +25,7 @@ from zoneinfo import ZoneInfo
 from borne_common.opening_hours import open_hours_between
 from platform_ingest.settings import FleetSection
 from platform_ingest.store import TerminalStatus
+from sync_agent.contract import DeviceConfig
 
 OVERSEAS_TIMEZONES = {
     "971": "America/Guadeloupe",
@@ -41,11 +44,42 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class Hours:
+    """The opening hours a terminal's alerts count in: those of the configuration `config_version` published to
+    it, or `[fleet] opening_hours` (`config_version` None)."""
+
+    days: Mapping[str, Sequence[str]]
+    config_version: int | None = None
+
+    def __str__(self) -> str:
+        if self.config_version is None:
+            return "[fleet] opening hours"
+        return f"opening hours of configuration {self.config_version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": "fleet" if self.config_version is None else "config",
+            "config_version": self.config_version,
+            "days": {day: list(ranges) for day, ranges in self.days.items()},
+        }
+
+
+def hours_of(settings: FleetSection, published: DeviceConfig | None) -> Hours:
+    """The opening hours of `published`, the latest configuration sent to the terminal, if it gives any (an empty
+    `opening_hours` says nothing of the site: the kiosk stays open, and the fleet's hours are the better guess);
+    else `[fleet] opening_hours`."""
+    if published is not None and published.opening_hours:
+        return Hours({str(day): ranges for day, ranges in published.opening_hours.items()}, published.config_version)
+    return Hours({str(day): ranges for day, ranges in settings.opening_hours.items()})
+
+
+@dataclass(frozen=True)
 class TerminalRow:
-    """A terminal as `borne fleet status` shows it."""
+    """A terminal as `borne fleet status` shows it, with the opening hours its alerts counted in."""
 
     status: TerminalStatus
     alerts: tuple[Alert, ...]
+    hours: Hours
 
     @property
     def terminal(self) -> str:
@@ -76,6 +110,7 @@ class TerminalRow:
             "microphone": status.microphone,
             "model": status.model,
             "technician_pin_failures": status.technician_pin_failures,
+            "opening_hours": self.hours.to_json(),
             "alerts": [{"kind": alert.kind, "message": alert.message} for alert in self.alerts],
         }
 
@@ -91,14 +126,21 @@ def zone_of(status: TerminalStatus, settings: FleetSection) -> ZoneInfo:
     return ZoneInfo(OVERSEAS_TIMEZONES.get(status.department or "", settings.timezone))
 
 
-def alerts_of(status: TerminalStatus, now: datetime, settings: FleetSection) -> tuple[Alert, ...]:
+def alerts_of(
+    status: TerminalStatus, now: datetime, settings: FleetSection, hours: Hours | None = None
+) -> tuple[Alert, ...]:
+    """The terminal's alerts at `now`, counting opening time in `hours` (default: `[fleet] opening_hours`)."""
+    hours = hours or hours_of(settings, None)
     found = []
     seen = status.last_seen or status.received_at
-    silent_h = open_hours_between(seen, now, settings.opening_hours, zone_of(status, settings))
+    silent_h = open_hours_between(seen, now, hours.days, zone_of(status, settings))
     if silent_h > settings.silent_after_h:
         where = f"offline since {_when(status.offline_since)}, " if status.offline_since else ""
         found.append(
-            Alert("silent", f"{where}no Status for {silent_h:.1f} h of opening time (last seen {_when(seen)})")
+            Alert(
+                "silent",
+                f"{where}no Status for {silent_h:.1f} h of opening time ({hours}; last seen {_when(seen)})",
+            )
         )
     if status.state == "online":
         if status.microphone in NOT_READY:
@@ -107,7 +149,7 @@ def alerts_of(status: TerminalStatus, now: datetime, settings: FleetSection) -> 
             found.append(Alert("model", f"speech model {status.model}"))
     if status.config_sent is not None and status.config_sent_at is not None:
         running = status.config_version or 0
-        pending_h = open_hours_between(status.config_sent_at, now, settings.opening_hours, zone_of(status, settings))
+        pending_h = open_hours_between(status.config_sent_at, now, hours.days, zone_of(status, settings))
         if running < status.config_sent and pending_h > settings.config_after_h:
             found.append(
                 Alert(
@@ -124,8 +166,19 @@ def alerts_of(status: TerminalStatus, now: datetime, settings: FleetSection) -> 
     return tuple(found)
 
 
-def fleet_rows(statuses: list[TerminalStatus], now: datetime, settings: FleetSection) -> list[TerminalRow]:
-    return [TerminalRow(status, alerts_of(status, now, settings)) for status in statuses]
+def fleet_rows(
+    statuses: list[TerminalStatus],
+    now: datetime,
+    settings: FleetSection,
+    published: Mapping[tuple[str, str], DeviceConfig] | None = None,
+) -> list[TerminalRow]:
+    """A row per terminal; `published`: the latest configuration sent to each (`Store.latest_device_configs`),
+    whose opening hours count for its alerts."""
+    rows = []
+    for status in statuses:
+        hours = hours_of(settings, (published or {}).get((status.site_id, status.device_id)))
+        rows.append(TerminalRow(status, alerts_of(status, now, settings, hours), hours))
+    return rows
 
 
 def _config(status: TerminalStatus) -> str:

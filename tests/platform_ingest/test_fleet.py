@@ -236,6 +236,7 @@ def test_fleet_status_command(tmp_path: Path) -> None:
         ("borne-02", []),
     ]
     assert rows[0]["config_version"] == 4 and rows[0]["app_version"] == "0.9.0" and rows[0]["state"] == "online"
+    assert rows[0]["opening_hours"]["source"] == "fleet"  # no configuration was published to it
 
     alerts = runner.invoke(cli, ["fleet", "status", "--db", url, "--alerts", "--check"])
     assert alerts.exit_code == 1
@@ -324,3 +325,70 @@ def test_a_configuration_not_applied_becomes_an_alert() -> None:
     applied = TerminalStatus(**{**waiting.__dict__, "config_version": 5})
     assert alerts_of(applied, MONDAY.replace(hour=14), OFFICE) == ()
     assert "4 (5 sent)" in render(fleet_rows([waiting], MONDAY.replace(hour=12), OFFICE), MONDAY.replace(hour=12))
+
+
+# -- the opening hours of the configuration published to each terminal -----------------------------
+
+
+def published(version: int, **opening_hours: list[str]) -> DeviceConfig:
+    return DeviceConfig.model_validate(
+        {"config_version": version, "question": {"fr": "Satisfait ?"}, "opening_hours": opening_hours}
+    )
+
+
+def test_the_store_gives_the_latest_configuration_published_to_each_terminal(store: Store) -> None:
+    assert store.latest_device_configs() == {}
+    at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    store.put_device_config(SITE, DEVICE, published(3, mon=["08:00-12:00"]), at)
+    store.put_device_config(SITE, DEVICE, published(5, sat=["09:00-12:00"]), at + timedelta(hours=1))
+    store.put_device_config(SITE, "borne-02", published(4), at)
+    store.put_device_config("fs-971-02", DEVICE, published(2, sun=["10:00-11:00"]), at)
+    latest = store.latest_device_configs()
+    assert {key: config.config_version for key, config in latest.items()} == {
+        (SITE, DEVICE): 5,
+        (SITE, "borne-02"): 4,
+        ("fs-971-02", DEVICE): 2,
+    }
+    assert latest[(SITE, DEVICE)].opening_hours == {"sat": ["09:00-12:00"]}
+
+
+def test_silence_counts_in_the_opening_hours_published_to_the_terminal_else_the_fleet_s(store: Store) -> None:
+    """Three terminals silent for 3 h: one whose own hours close its site then (no alert) though the fleet's say
+    open, one whose own hours open it (alert) though the fleet's say closed, one with no hours of its own."""
+    monday_noon, saturday_noon = MONDAY.replace(hour=12), MONDAY.replace(hour=12) - timedelta(days=2)
+    sent = MONDAY - timedelta(days=7)
+    for device, seen, version in (
+        ("closed-own", monday_noon, 6),
+        ("open-own", saturday_noon, 7),
+        ("fleet", monday_noon, 8),
+    ):
+        three_hours_before = seen - timedelta(hours=3)  # each runs the configuration it was sent: no config alert
+        store.put_status(
+            status(three_hours_before, device_id=device, config_version=version), received=three_hours_before
+        )
+    store.put_device_config(SITE, "closed-own", published(6, mon=["14:00-19:00"], sat=["09:00-12:00"]), sent)
+    store.put_device_config(SITE, "open-own", published(7, sat=["09:00-12:00"]), sent)
+    store.put_device_config(SITE, "fleet", published(8), sent)  # no opening hours: the fleet's count
+    statuses, configs = store.terminals(), store.latest_device_configs()
+
+    def kinds(device: str, now: datetime, configs: dict[tuple[str, str], DeviceConfig] | None = configs) -> list[str]:
+        (found,) = [r for r in fleet_rows(statuses, now, OFFICE, configs) if r.status.device_id == device]
+        return [alert.kind for alert in found.alerts]
+
+    # Monday 09:00-12:00: open by the fleet's hours, closed by its own (it opens at 14:00)
+    assert kinds("closed-own", monday_noon) == []
+    assert kinds("closed-own", monday_noon, configs={}) == ["silent"]
+    # Saturday 09:00-12:00: closed by the fleet's hours, open by its own
+    assert kinds("open-own", saturday_noon) == ["silent"]
+    assert kinds("open-own", saturday_noon, configs={}) == []
+    assert kinds("fleet", monday_noon) == ["silent"]
+
+    rows = fleet_rows(statuses, saturday_noon, OFFICE, configs)
+    text = render(rows, saturday_noon)
+    assert "no Status for 3.0 h of opening time (opening hours of configuration 7; last seen" in text
+    opening = {row.status.device_id: row.to_json(saturday_noon)["opening_hours"] for row in rows}
+    assert opening["open-own"] == {"source": "config", "config_version": 7, "days": {"sat": ["09:00-12:00"]}}
+    assert opening["fleet"]["source"] == "fleet" and opening["fleet"]["config_version"] is None
+    assert opening["fleet"]["days"]["mon"] == ["09:00-12:00", "13:30-17:00"]
+    monday_text = render(fleet_rows(statuses, monday_noon, OFFICE, configs), monday_noon)
+    assert "no Status for 3.0 h of opening time ([fleet] opening hours; last seen" in monday_text

@@ -696,12 +696,16 @@ def remote_config(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
     def next_look() -> None:
         clock.advance(REMOTE_CONFIG_S + 1)
 
+    def flag_widths() -> list[int]:
+        return [round(flag.width) for flag in app.screen(State.ATTRACT).ids.flags.children]
+
     yield until(lambda: settled(app, State.ATTRACT), "the attract screen")
     observed["at_start"] = {
         "question": app.screen(State.ATTRACT).question,
         "languages": list(app.settings.kiosk.languages),
         "state_file_version": state_file().get("config_version"),
     }
+    observed["flags_at_start"] = flag_widths()
     clock.wall = clock.wall.replace(hour=12, minute=1)  # past the published hours (08:00-12:00)
     clock.advance(1)
     yield until(lambda: settled(app, State.CLOSED), "the closed screen", 5)
@@ -723,7 +727,9 @@ def remote_config(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
     # A visit under way: a newer configuration waits for its end.
     tap_at(app.manager.width / 2, app.manager.height / 2)
     yield until(lambda: settled(app, State.RATING), "the rating screen")
-    publish({**spec["config"], "config_version": 4, "question": {"fr": "Nouvelle question ?"}})
+    publish(
+        {**spec["config"], "config_version": 4, "question": {"fr": "Nouvelle question ?"}, "languages": ["fr", "en", "es"]}
+    )
     next_look()
     yield pause(1.5)
     observed["during_visit"] = {"state": app.flow.state.value, "version": app.remote_config.version}
@@ -736,6 +742,7 @@ def remote_config(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
         "question": app.screen(State.ATTRACT).question,
         "state_file_version": state_file().get("config_version"),
     }
+    observed["flags_after_visit"] = flag_widths()
     publish({**spec["config"], "config_version": 5, "languages": ["fr", "de"]})
     next_look()
     yield pause(1.5)

@@ -49,5 +49,13 @@ def test_a_newer_configuration_waits_for_the_end_of_a_visit(observed: dict[str, 
     assert observed["after_visit"] == {"question": "Nouvelle question ?", "state_file_version": 4}
 
 
+def test_a_third_language_gets_a_flag_as_wide_as_the_others(observed: dict[str, Any]) -> None:
+    # The row grows with its flags (up to the window's width): two flags in the first configuration, three after
+    # version 4, none squeezed into the room of two (each was 2/3 as wide when the row kept its first width).
+    assert len(observed["flags_at_start"]) == 2
+    assert len(observed["flags_after_visit"]) == 3
+    assert min(observed["flags_after_visit"]) >= 0.9 * min(observed["flags_at_start"])
+
+
 def test_a_configuration_the_screens_cannot_show_is_refused(observed: dict[str, Any]) -> None:
-    assert observed["unfit"] == {"version": 4, "languages": ["fr", "en"]}
+    assert observed["unfit"] == {"version": 4, "languages": ["fr", "en", "es"]}

@@ -73,7 +73,7 @@ def test_a_missing_text_falls_back_to_french_then_to_the_key() -> None:
 
 def test_settings_texts_fall_back_to_french() -> None:
     section = KioskSection()
-    assert pick(section.question, "es").startswith("¿Satisfecho")
+    assert pick(section.question, "es").startswith("¿Qué tal su trámite")
     assert pick({"fr": "Oui"}, "en") == "Oui"
 
 

@@ -159,6 +159,7 @@ def test_a_national_account_logs_in_with_the_keyboard_and_every_page_reads_well(
             "site-few-ratings": "/site/fs-35-02?mois=2026-11",
             "commentaires": "/commentaires?q=attente",
             "parc": "/parc",
+            "exports": "/exports",
         }
         for name, path in pages.items():
             browser.get(f"{base}{path}")
@@ -176,6 +177,31 @@ def test_a_national_account_logs_in_with_the_keyboard_and_every_page_reads_well(
         ActionChains(browser).send_keys(Keys.TAB).perform()  # and the next Tab goes on from there: the breadcrumb
         assert browser.switch_to.active_element.text == "France entière"
         assert browser.execute_script("return document.activeElement.closest('main') !== null")
+
+        # the exports page by keyboard from the navigation, and each of its links answers with its file
+        browser.get(f"{base}/")
+        for _ in range(8):
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            if browser.switch_to.active_element.text == "Exports":
+                break
+        assert browser.switch_to.active_element.text == "Exports"
+        ActionChains(browser).send_keys(Keys.ENTER).perform()
+        WebDriverWait(browser, 10).until(expected.url_to_be(f"{base}/exports"))
+        links = browser.find_elements(By.CSS_SELECTOR, "main a[href^='/export/']")
+        assert len(links) == 1 + 2 * 8  # every period, then a CSV and a JSON for each of the eight months
+        answers = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "Promise.all([...document.querySelectorAll(\"main a[href^='/export/']\")].map(a => fetch(a.href)"
+            ".then(r => [a.getAttribute('href'), r.status, r.headers.get('content-disposition')])))"
+            ".then(done);"
+        )
+        for href, status, disposition in answers:
+            assert status == 200 and disposition.startswith("attachment; filename="), href
+        for _ in range(15):  # and Tab goes on to the downloads
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            if browser.switch_to.active_element.get_attribute("href") == links[0].get_attribute("href"):
+                break
+        assert browser.switch_to.active_element.get_attribute("href") == f"{base}/export/indicateurs.csv"
 
         # logging out with the button
         browser.find_element(By.CSS_SELECTOR, ".logout button").click()

@@ -217,7 +217,7 @@ def test_the_fleet_page_shows_each_terminal_of_the_accounts_scope_with_its_alert
     from datetime import UTC, datetime, timedelta
 
     from platform_ingest.store import open_store
-    from sync_agent.contract import Status
+    from sync_agent.contract import DeviceConfig, Status
 
     now = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)  # a Monday, 15:00 in Paris: open
 
@@ -231,6 +231,10 @@ def test_the_fleet_page_shows_each_terminal_of_the_accounts_scope_with_its_alert
         store.put_status(status("fs-35-02", "borne-a", now, microphone="missing"), received=now)
         old = now - timedelta(days=3)
         store.put_status(status("fs-23-01", "borne-a", old), received=old)
+        hours = DeviceConfig.model_validate(  # its silence counts in these hours, not the fleet's
+            {"config_version": 3, "question": {"fr": "Satisfait ?"}, "opening_hours": {"mon": ["08:00-20:00"]}}
+        )
+        store.put_device_config("fs-23-01", "borne-a", hours, old)
     client = TestClient(create_app(section, filled_url, now=lambda: now), base_url="http://testserver")
     with client:
         login(client, "nat")
@@ -241,7 +245,8 @@ def test_the_fleet_page_shows_each_terminal_of_the_accounts_scope_with_its_alert
         assert row(page.text, "Rennes").startswith("borne-a France services de Rennes en ligne")
         assert "0.9.0 2 0 aucun" in row(page.text, "Rennes")
         assert row(page.text, "Vitré").endswith("Micro absent")
-        assert "Silencieuse : aucun statut depuis plus de 2 h d'ouverture" in row(page.text, "Guéret")
+        silent = "Silencieuse : aucun statut depuis plus de 2 h d'ouverture (horaires de la configuration 3)"
+        assert silent in row(page.text, "Guéret")
 
         client.post("/deconnexion", data={"csrf_token": csrf(client, "/parc")})
         login(client, "bzh")  # Bretagne: its two terminals, not Guéret's
