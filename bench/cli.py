@@ -12,6 +12,8 @@ BENCHMARKS: dict[str, str] = {
     "sync": "bench.sync:sync",
     "kiosk": "bench.kiosk:kiosk",
     "model-load": "bench.model_load:model_load",
+    "ingest": "bench.ingest:ingest",
+    "dashboard": "bench.dashboard:dashboard",
 }
 
 

@@ -2,7 +2,10 @@
 Status and counted events (redeliveries): SQLite (default) or PostgreSQL.
 
 Records are stored idempotently on `(device_id, record_id)`: storing a record again is a no-op that
-reports it as a duplicate. Everything one batch changes is written in one transaction. Errors come out
+reports it as a duplicate. Everything one batch changes is written in one transaction: its records (one
+multi-row INSERT per 500 records) and the counts of the records it added in `site_month` (site, month,
+records, satisfied, comments, bursts; `x = x + excluded.x`, so consumers writing together lose no increment),
+which `indicators()` reads instead of scanning the records. Errors come out
 as `StoreUnavailable` (the database cannot be reached or is busy: retry later, the message stays
 unacknowledged at the broker) or `StoreError` (the database refused the data).
 """
@@ -14,7 +17,7 @@ import sqlite3
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +26,10 @@ from typing import Any, Literal, Protocol
 from platform_ingest.departments import DEPARTMENTS, UNKNOWN, region_of
 from sync_agent.contract import Batch, DeviceConfig, Flag, Record, Status, truncate_to_hour
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: records, dead letters, sites, events, terminal_status; 2: terminal_status keeps the whole Status, and
-device_configs the configurations published to each terminal (fleet)."""
+device_configs the configurations published to each terminal (fleet); 3: site_month, the indicators' counts per
+site and month, kept up to date in each batch's transaction (and filled from the records by the migration)."""
 MAX_DEAD_LETTER_BYTES = 64 * 1024
 """Dead letters keep at most this many bytes of the payload (and its full length)."""
 
@@ -210,6 +214,12 @@ class Store(ABC):
     def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
         """Indicators per group and month (only `month`, 'YYYY-MM', if given), ordered by group then month."""
 
+    def site_indicators(self, site_ids: Iterable[str], month: str | None = None) -> list[Indicator]:
+        """`indicators("site", month)` of the sites `site_ids` only (a département's page reads its few sites, not
+        the whole network's)."""
+        wanted = set(site_ids)
+        return [indicator for indicator in self.indicators("site", month) if indicator.group in wanted]
+
     # The dashboard's queries and accounts (platform_ingest.dashboard); the SQL stores implement them, other
     # stores (test doubles) need not.
 
@@ -295,9 +305,42 @@ _RECORD_COLUMNS = (
 )
 
 
-_INSERT_RECORD = (
-    f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) "  # noqa: S608 — fixed column names, values are bound
-    f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)}) ON CONFLICT (device_id, record_id) DO NOTHING"
+INSERT_CHUNK = 500
+"""Records per INSERT statement (18 parameters each: 9,000, under SQLite's 32,766 and PostgreSQL's 65,535)."""
+_RECORD_PLACEHOLDERS = f"({', '.join('?' for _ in _RECORD_COLUMNS)})"
+
+
+def _insert_records_sql(rows: int) -> str:
+    """One INSERT of `rows` records that skips those already stored and returns the keys of those it added."""
+    return (
+        f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES "  # noqa: S608 — fixed names, values are bound
+        f"{', '.join(_RECORD_PLACEHOLDERS for _ in range(rows))} "
+        "ON CONFLICT (device_id, record_id) DO NOTHING RETURNING device_id, record_id"
+    )
+
+
+_AGGREGATE_COLUMNS = ("records", "satisfied", "comments", "bursts")
+
+
+def _upsert_site_month_sql(rows: int) -> str:
+    """Add `rows` (site, month, counts) to site_month; an existing row's counts are incremented in place, under
+    its row lock, so two transactions adding to the same site and month both count."""
+    increments = ", ".join(f"{name} = site_month.{name} + excluded.{name}" for name in _AGGREGATE_COLUMNS)
+    return (
+        f"INSERT INTO site_month (site_id, month, {', '.join(_AGGREGATE_COLUMNS)}) VALUES "  # noqa: S608 — fixed
+        f"{', '.join('(?, ?, ?, ?, ?, ?)' for _ in range(rows))} "
+        f"ON CONFLICT (site_id, month) DO UPDATE SET {increments}"
+    )
+
+
+SITE_MONTH_FROM_RECORDS = (
+    "SELECT site_id, month, COUNT(*), SUM(CASE WHEN rating >= 3 THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN comment_text IS NOT NULL THEN 1 ELSE 0 END), SUM(CASE WHEN burst THEN 1 ELSE 0 END) "
+    "FROM records GROUP BY site_id, month"
+)
+"""site_month's rows computed from the records (the migration's backfill; the tests compare with it)."""
+_BACKFILL_SITE_MONTH = (
+    f"INSERT INTO site_month (site_id, month, {', '.join(_AGGREGATE_COLUMNS)}) {SITE_MONTH_FROM_RECORDS}"
 )
 
 
@@ -305,7 +348,7 @@ def _record_row(record: Record, received_hour: datetime) -> tuple[Any, ...]:
     comment = record.comment
     return (
         record.device_id,
-        record.record_id,
+        str(record.record_id),
         record.site_id,
         record.period.isoformat(),
         record.period.strftime("%Y-%m"),  # the month where the office is, from the local time
@@ -333,29 +376,61 @@ class _SqlStore(Store):
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[_Cursor]: ...
 
+    def _batch_transaction(self) -> AbstractContextManager[_Cursor]:
+        """The transaction of a batch's records (PostgreSQL pipelines its statements)."""
+        return self._transaction()
+
     def _sql(self, text: str) -> str:
         return text.replace("?", self.placeholder)
-
-    def _uuid(self, value: uuid.UUID) -> Any:
-        return str(value)
 
     def store(
         self, records: Sequence[Record], *, dead_letter: DeadLetter | None = None, received: datetime | None = None
     ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         received = received or datetime.now(UTC)
-        insert = self._sql(_INSERT_RECORD)
         accepted: list[uuid.UUID] = []
         duplicates: list[uuid.UUID] = []
         hour = truncate_to_hour(received.astimezone(UTC))
-        with self._transaction() as cursor:
+        # Rows go in key order, so two transactions inserting (or counting) the same keys take their locks in
+        # the same order and wait for each other instead of deadlocking.
+        ordered = sorted(records, key=lambda record: (record.device_id, record.record_id))
+        with self._batch_transaction() as cursor:
+            added: dict[tuple[str, str], int] = {}
+            for start in range(0, len(ordered), INSERT_CHUNK):
+                rows = [_record_row(record, hour) for record in ordered[start : start + INSERT_CHUNK]]
+                for device_id, record_id in self._insert_records(cursor, rows):
+                    key = (str(device_id), str(record_id))
+                    added[key] = added.get(key, 0) + 1
+            counts: dict[tuple[str, str], list[int]] = {}
             for record in records:
-                row = list(_record_row(record, hour))
-                row[1] = self._uuid(record.record_id)
-                cursor.execute(insert, row)
-                (accepted if cursor.rowcount == 1 else duplicates).append(record.record_id)
+                key = (record.device_id, str(record.record_id))
+                if added.get(key, 0) > 0:  # the first of the same id twice in `records` is the one added
+                    added[key] -= 1
+                    accepted.append(record.record_id)
+                    count = counts.setdefault((record.site_id, record.period.strftime("%Y-%m")), [0, 0, 0, 0])
+                    count[0] += 1
+                    count[1] += record.rating >= 3
+                    count[2] += record.comment is not None
+                    count[3] += Flag.BURST_SUSPECTED in record.flags
+                else:
+                    duplicates.append(record.record_id)
+            if counts:
+                self._add_counts(cursor, counts)
             if dead_letter is not None:
                 self._insert_dead_letter(cursor, dead_letter, received)
         return accepted, duplicates
+
+    def _add_counts(self, cursor: _Cursor, counts: dict[tuple[str, str], list[int]]) -> None:
+        """Add `counts` ((site, month) -> records, satisfied, comments, bursts) to site_month, in key order."""
+        keys = sorted(counts)
+        cursor.execute(
+            self._sql(_upsert_site_month_sql(len(keys))), [value for key in keys for value in (*key, *counts[key])]
+        )
+
+    def _insert_records(self, cursor: _Cursor, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """Insert `rows` (`_record_row`s) but those already stored, in one statement: the (device_id, record_id)
+        of the rows added."""
+        cursor.execute(self._sql(_insert_records_sql(len(rows))), [value for row in rows for value in row])
+        return cursor.fetchall()
 
     def add_dead_letter(self, letter: DeadLetter, *, received: datetime | None = None) -> None:
         with self._transaction() as cursor:
@@ -507,22 +582,35 @@ class _SqlStore(Store):
         return written
 
     def indicators(self, by: GroupBy = "site", month: str | None = None) -> list[Indicator]:
+        return self._indicators(by, month)
+
+    def site_indicators(self, site_ids: Iterable[str], month: str | None = None) -> list[Indicator]:
+        wanted = sorted(set(site_ids))
+        return self._indicators("site", month, wanted) if wanted else []
+
+    def _indicators(self, by: GroupBy, month: str | None, site_ids: Sequence[str] | None = None) -> list[Indicator]:
         key = {
             "site": "r.site_id",
             "department": f"COALESCE(s.department, '{UNKNOWN}')",
             "region": f"COALESCE(s.region, '{UNKNOWN}')",
         }[by]
-        where = "WHERE r.month = ?" if month is not None else ""
+        conditions, params = [], []
+        if month is not None:
+            conditions.append("r.month = ?")
+            params.append(month)
+        if site_ids is not None:  # read through site_month's primary key (site_id, month)
+            conditions.append(f"r.site_id IN ({', '.join('?' for _ in site_ids)})")
+            params.extend(site_ids)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        # site_month holds the counts per site and month (kept up to date by store()): a few rows per site, never
+        # the records themselves.
         query = self._sql(
-            f"SELECT {key} AS grp, r.month, COUNT(*), "  # noqa: S608 — key comes from the fixed table above
-            "SUM(CASE WHEN r.rating >= 3 THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN r.comment_text IS NOT NULL THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN r.burst THEN 1 ELSE 0 END) "
-            f"FROM records r LEFT JOIN sites s ON s.site_id = r.site_id {where} "
+            f"SELECT {key} AS grp, r.month, SUM(r.records), SUM(r.satisfied), SUM(r.comments), "  # noqa: S608 — key from the table above
+            f"SUM(r.bursts) FROM site_month r LEFT JOIN sites s ON s.site_id = r.site_id {where} "
             "GROUP BY grp, r.month ORDER BY grp, r.month"
         )
         with self._transaction() as cursor:
-            cursor.execute(query, (month,) if month is not None else ())
+            cursor.execute(query, params)
             rows = cursor.fetchall()
             cursor.execute("SELECT site_id, name FROM sites")
             site_names = {row[0]: row[1] for row in cursor.fetchall()}
@@ -750,6 +838,10 @@ _SQLITE_DDL = (
         PRIMARY KEY (device_id, record_id)
     )""",
     "CREATE INDEX IF NOT EXISTS records_month_site ON records (month, site_id)",
+    """CREATE TABLE IF NOT EXISTS site_month (
+        site_id TEXT NOT NULL, month TEXT NOT NULL, records INTEGER NOT NULL, satisfied INTEGER NOT NULL,
+        comments INTEGER NOT NULL, bursts INTEGER NOT NULL, PRIMARY KEY (site_id, month)
+    )""",
     """CREATE TABLE IF NOT EXISTS dead_letters (
         id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
         payload_bytes INTEGER NOT NULL, reason TEXT NOT NULL, received_at TEXT NOT NULL
@@ -791,7 +883,9 @@ _SQLITE_MIGRATIONS = {
             "model TEXT",
             "technician_pin_failures INTEGER",
         )
-    )
+    ),
+    # The DDL above has just created site_month, empty: count the records already stored.
+    3: (_BACKFILL_SITE_MONTH,),
 }
 
 
@@ -875,6 +969,10 @@ _POSTGRES_DDL = (
         PRIMARY KEY (device_id, record_id)
     )""",
     "CREATE INDEX IF NOT EXISTS records_month_site ON records (month, site_id)",
+    """CREATE TABLE IF NOT EXISTS site_month (
+        site_id text NOT NULL, month text NOT NULL, records bigint NOT NULL, satisfied bigint NOT NULL,
+        comments bigint NOT NULL, bursts bigint NOT NULL, PRIMARY KEY (site_id, month)
+    )""",
     """CREATE TABLE IF NOT EXISTS dead_letters (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, topic text NOT NULL, payload bytea NOT NULL,
         payload_bytes integer NOT NULL, reason text NOT NULL, received_at timestamptz NOT NULL
@@ -916,8 +1014,21 @@ _POSTGRES_MIGRATIONS = {
             "model text",
             "technician_pin_failures integer",
         )
-    )
+    ),
+    3: (_BACKFILL_SITE_MONTH,),
 }
+_POSTGRES_RECORD_TYPES = (
+    "text", "uuid", "text", "timestamptz", "text", "smallint", "text", "text", "text", "text", "float8", "text",
+    "text", "boolean", "text", "text", "smallint", "timestamptz",
+)  # fmt: skip
+_JSON_COLUMNS = {"answers", "comment_redactions", "flags"}  # JSON texts in a row, jsonb in the table
+_POSTGRES_INSERT_RECORDS = (
+    f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) SELECT "  # noqa: S608 — fixed names and types
+    f"{', '.join(f'{name}::jsonb' if name in _JSON_COLUMNS else name for name in _RECORD_COLUMNS)} "
+    "FROM json_to_recordset(%s::json) AS r("
+    f"{', '.join(f'{name} {kind}' for name, kind in zip(_RECORD_COLUMNS, _POSTGRES_RECORD_TYPES, strict=True))}) "
+    "ON CONFLICT (device_id, record_id) DO NOTHING RETURNING device_id, record_id"
+)
 _MIGRATION_LOCK = 0x626F726E65  # pg_advisory_xact_lock key: consumers starting together migrate one at a time
 
 
@@ -955,16 +1066,30 @@ class PostgresStore(_SqlStore):
         except self._psycopg.Error as error:
             raise StoreUnavailable(f"cannot connect to PostgreSQL ({_redact(self.url)}): {error}") from error
 
-    def _uuid(self, value: uuid.UUID) -> Any:
-        return value
+    def _insert_records(self, cursor: _Cursor, rows: list[tuple[Any, ...]]) -> list[Any]:
+        # The rows as one JSON parameter the server splits (json_to_recordset): a short statement psycopg converts
+        # once and caches, where a VALUES list of 500 rows is 9,000 placeholders parsed again on every call (and
+        # one array per column costs more to dump).
+        document = json.dumps([dict(zip(_RECORD_COLUMNS, row, strict=True)) for row in rows])
+        cursor.execute(_POSTGRES_INSERT_RECORDS, (document,))
+        return cursor.fetchall()
+
+    def _batch_transaction(self) -> AbstractContextManager[_Cursor]:
+        # In pipeline mode BEGIN goes with the INSERT, and the site_month statement with the COMMIT: two round
+        # trips a batch instead of four. Errors still come out here, before the Ack can be sent.
+        return self._transaction(pipelined=True)
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Cursor]:
+    def _transaction(self, *, pipelined: bool = False) -> Iterator[_Cursor]:
         psycopg = self._psycopg
         if self._connection is None or self._connection.closed or self._connection.broken:
             self._connect()
         try:
-            with self._connection.transaction(), self._connection.cursor() as cursor:
+            with (
+                self._connection.pipeline() if pipelined else nullcontext(),
+                self._connection.transaction(),
+                self._connection.cursor() as cursor,
+            ):
                 yield cursor
         except psycopg.OperationalError as error:
             raise StoreUnavailable(f"PostgreSQL ({_redact(self.url)}): {error}") from error

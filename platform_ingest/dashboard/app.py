@@ -393,7 +393,7 @@ def create_app(
             raise HTTPException(403, "Ce département n'est pas dans le périmètre de votre compte.")
         month = month_filter(request)
         sites = {site_id: site for site_id, site in (await directory()).items() if site.department == code}
-        every = [row for row in await indicators("site") if row.group in sites]
+        every = await stores.run(lambda store: store.site_indicators(sites, None))
         selected = [row for row in every if month is None or row.month == month]
         per_site = figures.by_group(selected)
         groups = [
@@ -425,7 +425,7 @@ def create_app(
         if not who.role.sees_site(site_id, known.department if known else None):
             raise HTTPException(403, "Ce site n'est pas dans le périmètre de votre compte.")
         month = month_filter(request)
-        every = [row for row in await indicators("site") if row.group == site_id]
+        every = await stores.run(lambda store: store.site_indicators([site_id], None))
         if known is None and not every and who.role.kind == "national":
             raise HTTPException(404, f"Aucun site {site_id!r} : ni dans l'annuaire, ni dans les avis reçus.")
         selected = [row for row in every if month is None or row.month == month]

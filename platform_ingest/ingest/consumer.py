@@ -52,6 +52,9 @@ _BATCH_TOPIC = re.compile(rf"^borne/v1/({_IDENTIFIER})/({_IDENTIFIER})/batch$")
 _STATUS_TOPIC = re.compile(rf"^borne/v1/({_IDENTIFIER})/({_IDENTIFIER})/status$")
 MAX_STATUS_BYTES = 16 * 1024
 _ENVELOPE_FIELDS = {"batch_id", "site_id", "device_id", "records", "sent_at"}
+_MAYBE_BAD_TEXT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+"""The only ways valid UTF-8 JSON can hold a NUL or a surrogate in a string: a \u0000 or \ud800-\udfff escape
+(a raw NUL is not JSON and valid UTF-8 has no surrogates). Payloads without one skip the per-string check."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +198,9 @@ def _handle_batch(
     rejected: list[Rejection] = []
     unanswerable: list[str] = []  # records without a readable id: nothing the device could match
     seen: set[uuid.UUID] = set()
+    check_text = _MAYBE_BAD_TEXT.search(payload) is not None
     for index, raw in enumerate(raw_records):
-        record, reason = _validate_record(raw, site_id, device_id)
+        record, reason = _validate_record(raw, site_id, device_id, check_text=check_text)
         record_id = record.record_id if record is not None else _readable_id(raw)
         if record_id is None:
             unanswerable.append(_bounded(f"records[{index}] has no valid record_id: {reason}"))
@@ -252,13 +256,13 @@ def _envelope_problem(document: dict[str, Any]) -> str | None:
     return None
 
 
-def _validate_record(raw: Any, site_id: str, device_id: str) -> tuple[Record | None, str]:
+def _validate_record(raw: Any, site_id: str, device_id: str, *, check_text: bool = True) -> tuple[Record | None, str]:
     if not isinstance(raw, dict):
         return None, f"a record must be a JSON object, not {type(raw).__name__}"
     version = raw.get("schema", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         return None, f"unknown schema version {_short(version)}; this platform reads version {SCHEMA_VERSION}"
-    text_problem = _text_problem(raw)
+    text_problem = _text_problem(raw) if check_text else None
     if text_problem:
         return None, text_problem
     try:
