@@ -728,7 +728,12 @@ def remote_config(app: Any, clock: ManualClock, spec: dict[str, Any], observed: 
     tap_at(app.manager.width / 2, app.manager.height / 2)
     yield until(lambda: settled(app, State.RATING), "the rating screen")
     publish(
-        {**spec["config"], "config_version": 4, "question": {"fr": "Nouvelle question ?"}, "languages": ["fr", "en", "es"]}
+        {
+            **spec["config"],
+            "config_version": 4,
+            "question": {"fr": "Nouvelle question ?"},
+            "languages": ["fr", "en", "es"],
+        }
     )
     next_look()
     yield pause(1.5)
