@@ -105,7 +105,12 @@ def indicator_rows(store: Store, role: Role, month: str | None = None) -> list[E
                 rows.append(
                     ExportRow("departement", department, name, department, region, indicator.month, _figure(indicator))
                 )
-    for indicator in store.indicators("site", month):
+    if role.kind == "national":
+        site_rows = store.indicators("site", month)
+    else:  # only the account's sites' rows of site_month, by its primary key
+        mine = [site.site_id for site in directory.values() if role.sees_site(site.site_id, site.department)]
+        site_rows = store.site_indicators([*mine, *([role.code] if role.kind == "site" else [])], month)
+    for indicator in site_rows:
         known = directory.get(indicator.group)
         site_department = known.department if known else None
         if role.sees_site(indicator.group, site_department):
