@@ -44,10 +44,6 @@ def prepare_kivy(*, width: int | None, height: int | None, offscreen: bool) -> N
         os.environ["KIVY_HOME"] = home
     if offscreen:
         os.environ["SDL_VIDEODRIVER"] = "offscreen"
-    # Mesa's software renderer (llvmpipe: no GPU, as offscreen and on x86 terminals) otherwise starts a
-    # rendering thread per core, each with its own scene and tile buffers: 40 MB of a visit's peak (446 ->
-    # 403 MB, docs/benchmarks.md) for a mostly still screen. A GPU driver (the Pi's v3d) ignores it.
-    os.environ.setdefault("LP_NUM_THREADS", "0")
     if os.environ.get("KIVY_CLOCK", CLOCK) != CLOCK:
         raise RuntimeError(
             f"KIVY_CLOCK={os.environ['KIVY_CLOCK']} in the environment replaces the {CLOCK!r} clock the kiosk needs "

@@ -11,22 +11,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 
 PROBE = """
-import glob, json, os
+import json
 from kiosk_app.ui.env import prepare_kivy
 prepare_kivy(width=800, height=480, offscreen=True)
-from kivy.base import EventLoop
 from kivy.config import Config
 from kivy.clock import Clock
-from kivy.core.window import Window
-EventLoop.idle()  # a first frame drawn
-threads = sorted(open(path).read().strip() for path in glob.glob(f"/proc/{os.getpid()}/task/*/comm"))
-observed = {"input": Config.items("input"), "clock": Clock.__class__.__name__, "threads": threads}
+observed = {"input": Config.items("input"), "clock": Clock.__class__.__name__}
 print(json.dumps(observed | {"next_only": Clock.interupt_next_only}))
 """
 
 
-def test_the_only_input_is_sdls_pointer_the_clock_is_interruptible_and_mesa_draws_in_one_thread(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIVY_", "LP_"))} | {"KIVY_HOME": str(tmp_path)}
+def test_the_only_input_is_sdls_pointer_and_the_clock_is_interruptible(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIVY_")} | {"KIVY_HOME": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -36,5 +32,3 @@ def test_the_only_input_is_sdls_pointer_the_clock_is_interruptible_and_mesa_draw
     # mtdev or hidinput reader beside SDL's pointer: every tap twice.
     assert kivy["input"] == [["mouse", "mouse,disable_multitouch"]]
     assert kivy["clock"] == "ClockBaseInterrupt" and kivy["next_only"] is True
-    # Mesa's software renderer draws in the main thread: no per-core `llvmpipe-N` threads and their buffers.
-    assert not [name for name in kivy["threads"] if name.startswith("llvmpipe")], kivy["threads"]
