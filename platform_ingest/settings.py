@@ -48,9 +48,10 @@ class IngestSection(Section):
     client_id: str = Field(
         default="ingest",
         pattern=IDENTIFIER_PATTERN,
-        description="MQTT client id; give each consumer its own certificate and use its name here (Borne's "
-        "Mosquitto forces the client id to the certificate's name), and keep it across restarts (the broker keeps "
-        "its session and unacknowledged batches under it).",
+        description="MQTT client id, one per consumer: its certificate's name followed by a part nobody can guess "
+        "(ingest-1-5f2c9a07b1e3; ingest warns at start when it is the certificate's name, which a certificate forged "
+        "with the fleet CA could take from the terminals' listener), kept across restarts (the broker keeps its "
+        "session and unacknowledged batches under it).",
     )
     share_group: str = Field(
         default="ingest",

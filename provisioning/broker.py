@@ -8,10 +8,14 @@ each listener has its own rights, and the platform's rights exist on the platfor
 certificate named like the platform but signed with the fleet CA connects to the terminals' listener
 only, where its name has no right at all.
 
-A certificate's common name is its MQTT identity (`use_identity_as_username`) and its client id
-(`use_username_as_clientid`). On the terminals' listener the dynamic-security plugin lets a device
-publish only its own batch and status topics and subscribe to and read only its own status (`borne
-provision check` reads its Status back), ack and config topics. On the platform's listener an ACL file
+A certificate's common name is its MQTT identity (`use_identity_as_username`). On the terminals'
+listener it is also the client id (`use_username_as_clientid`): no terminal takes another's session.
+Client ids are one namespace across Mosquitto's listeners, so the platform's clients choose theirs
+(`[ingest] client_id`): one no fleet-CA holder can guess, or a certificate forged with the fleet CA and
+named like the consumer would take the consumer's session from the terminals' listener. On the
+terminals' listener the dynamic-security plugin lets a device publish only its own batch and status
+topics and subscribe to and read only its own status (`borne provision check` reads its Status back),
+ack and config topics. On the platform's listener an ACL file
 lets the platform's identities (`ingest…`, `platform…`, which no terminal may take) read every batch
 and status, shared subscriptions included, and write every ack and configuration. (Mosquitto 2.0 loads
 the dynamic-security plugin once: two listeners cannot each have their own file of it.)
@@ -309,13 +313,21 @@ def mosquitto_conf(
     """The broker's configuration: the terminals' listener (`port`, fleet CA, dynamic-security rights)
     and the platform's (`platform.port`, platform CA, ACL file), each with its own security settings
     (`per_listener_settings true`: no security option may stand before the first listener, or Mosquitto
-    opens a default listener on 1883 for it). Each client's id is forced to its identity
-    (`use_username_as_clientid`), so no certificate can take another's session. The platform's listener
+    opens a default listener on 1883 for it). On the terminals' listener each client's id is forced to its
+    identity (`use_username_as_clientid`), so no certificate can take another's session; on the platform's,
+    its clients give their own (`[ingest] client_id`). The platform's listener
     presents the terminals' server certificate unless it has its own (`platform.certfile`). With
     `password_file`, clients log in with a user name and password over TLS instead of presenting a
     certificate (the rights then name those users)."""
 
-    def tls(cafile: Path, crlfile: Path | None, password_file: Path | None, server: tuple[Path, Path]) -> list[str]:
+    def tls(
+        cafile: Path,
+        crlfile: Path | None,
+        password_file: Path | None,
+        server: tuple[Path, Path],
+        *,
+        forced_client_id: bool,
+    ) -> list[str]:
         return [
             "protocol mqtt",
             "allow_anonymous false",
@@ -328,7 +340,7 @@ def mosquitto_conf(
                 else ["require_certificate true", "use_identity_as_username true"]
             ),
             *([f"crlfile {crlfile}"] if crlfile else []),
-            "use_username_as_clientid true",
+            *(["use_username_as_clientid true"] if forced_client_id else []),
             "tls_version tlsv1.2",  # the lowest version accepted; TLS 1.3 is negotiated where both sides have it
             f"ciphers {TLS12_CIPHERS}",
         ]
@@ -360,7 +372,7 @@ def mosquitto_conf(
         "",
         "# The terminals: fleet-CA certificates, each device's own topics (dynamic-security plugin).",
         f"listener {port} {bind_address}",
-        *tls(cafile, crlfile, password_file, (certfile, keyfile)),
+        *tls(cafile, crlfile, password_file, (certfile, keyfile), forced_client_id=True),
         f"plugin {plugin or dynamic_security_plugin()}",
         f"plugin_opt_config_file {dynsec_file}",
         "",
@@ -371,6 +383,7 @@ def mosquitto_conf(
             platform.crlfile,
             platform.password_file,
             (platform.certfile or certfile, platform.keyfile or keyfile),
+            forced_client_id=False,  # the platform's clients pick unguessable ids (module docstring)
         ),
         f"acl_file {platform.acl_file}",
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -455,13 +456,14 @@ def server_cert(ca_dir: Path, names: tuple[str, ...], out_dir: Path, days: int) 
 @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True, help="Validity in days.")
 def platform_cert(ca_dir: Path, name: str, out_dir: Path, days: int) -> None:
     """A client certificate for an ingest consumer, signed by the platform's CA (its [ingest] tls_cert/tls_key;
-    list its name with `fleet broker-config --ingest`, use it as its [ingest] client_id, and connect to the
-    broker's platform listener, `broker-config --platform-port`)."""
+    list its name with `fleet broker-config --ingest`, give the consumer a client id nobody can guess that starts
+    with it, and connect to the broker's platform listener, `broker-config --platform-port`)."""
     from provisioning.fleet import platform_certificate
 
     with _as_click_error():
         cert_path, key_path = platform_certificate(ca_dir, name, out_dir, days)
     click.echo(f"wrote {cert_path} and {key_path} (mode 0600) for {name}")
+    click.echo(f'its consumer\'s settings: [ingest] client_id = "{name}-{secrets.token_hex(6)}" (unguessable, keep it)')
 
 
 @fleet.command("sign-bundle")

@@ -80,7 +80,8 @@ def main() -> None:
         f'tls_cert = "{device_cert}"\ntls_key = "{device_key}"\n'
         f'device_config_path = "{work}/device-config.json"\n\n'
         f'[ingest]\nbroker_host = "127.0.0.1"\nbroker_port = {broker.platform_port}\ntls_ca = "{pki.ca_file}"\n'
-        f'tls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\ndb = "sqlite:///{work}/central.db"\n\n'
+        f'tls_cert = "{ingest_cert}"\ntls_key = "{ingest_key}"\nclient_id = "ingest-{secrets.token_hex(6)}"\n'
+        f'db = "sqlite:///{work}/central.db"\n\n'
         f'[dashboard]\nport = {free_port()}\ncookie_secret_file = "{work}/dashboard-secret"\n'
     )
     (work / "sites.csv").write_text(f"site_id,name,department\n{SITE},France services de Guéret,23\n")

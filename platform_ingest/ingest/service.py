@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import ssl
 import threading
 import time
@@ -132,10 +133,11 @@ class _SessionState:
     """Ack publish mid -> (batch message mid, qos): batches to acknowledge once the broker has their Ack."""
 
 
-def _warn_if_client_id_is_not_the_certificate_name(settings: IngestSection) -> None:
-    """Borne's Mosquitto forces each client id to the certificate's name (`use_username_as_clientid`),
-    so a terminal cannot take ingest's session: two consumers sharing one certificate would take each
-    other's."""
+def _warn_if_client_id_is_guessable(settings: IngestSection) -> None:
+    """Client ids are one namespace across Mosquitto's listeners, and on the terminals' listener Borne's
+    broker makes a certificate's name its client id: a certificate forged with the fleet CA and named like
+    our client id would take this consumer's session from there. The certificate's own name is the first
+    guess; the platform's listener lets us give another."""
     if not (settings.tls and settings.tls_cert and settings.username is None):
         return
     try:
@@ -144,15 +146,13 @@ def _warn_if_client_id_is_not_the_certificate_name(settings: IngestSection) -> N
         return  # tls_context() has reported an unreadable certificate already
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     name = str(names[0].value) if names else None
-    if name is not None and name != settings.client_id:
+    if name is not None and name == settings.client_id:
         logger.warning(
-            "[ingest] client_id is %r but the certificate %s is %r: a broker configured by `borne provision "
-            "fleet broker-config` uses the certificate's name as client id; set client_id = %r, and give each "
-            "consumer a certificate of its own",
-            settings.client_id,
-            settings.tls_cert,
+            "[ingest] client_id is the certificate's name %r: anyone holding the fleet CA could connect to the "
+            "terminals' listener with a certificate of that name and knock this consumer off; set an id nobody "
+            "can guess, e.g. client_id = %r (keep it across restarts: the broker keeps the session under it)",
             name,
-            name,
+            f"{name}-{secrets.token_hex(6)}",
         )
 
 
@@ -172,7 +172,7 @@ class IngestService:
         self._on_ready = on_ready
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s, rng)
         self._tls = tls_context(settings, "ingest") if settings.tls else None  # BrokerConfigError: fatal at start
-        _warn_if_client_id_is_not_the_certificate_name(settings)
+        _warn_if_client_id_is_guessable(settings)
         self.throttle = Throttle(settings.device_rate_per_s, settings.device_burst)
         self._next_throttle_report = 0.0
         self.handled = 0

@@ -76,7 +76,7 @@ class Device:
 def ingest_section(
     broker: Broker, pki: TestPKI, db: str, client_id: str = "ingest", **changes: object
 ) -> IngestSection:
-    """Each consumer has its own certificate, named as its client id (the broker binds the two)."""
+    """Each consumer has its own certificate; here its client id is the certificate's name (ingest warns about that)."""
     cert, key = pki.client(client_id)
     values: dict[str, object] = {
         "broker_host": broker.host,

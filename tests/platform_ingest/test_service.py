@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,13 +36,15 @@ def test_missing_tls_files_stop_ingest_at_start_naming_the_key(tmp_path: Path) -
         IngestService(section, lambda: SqliteStore(":memory:"))
 
 
-def test_a_client_id_other_than_the_certificate_name_is_warned_about(
+def test_a_client_id_that_is_the_certificate_name_is_warned_about(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # A fleet-CA holder could forge a certificate of that name and take the session from the terminals' listener.
     pki = TestPKI(tmp_path / "pki")
     cert, key = pki.client("ingest-1")
-    for client_id, warned in (("ingest-1", False), ("ingest-2", True)):
+    for client_id, warned in (("ingest-1", True), ("ingest-1-5f2c9a07b1e3", False)):
         caplog.clear()
         section = IngestSection(tls_ca=pki.ca_file, tls_cert=cert, tls_key=key, client_id=client_id)
         IngestService(section, lambda: SqliteStore(":memory:"))
-        assert ("certificate" in caplog.text and "set client_id = 'ingest-1'" in caplog.text) is warned
+        suggestion = re.search(r"client_id = 'ingest-1-[0-9a-f]{12}'", caplog.text)
+        assert ("nobody can guess" in caplog.text and suggestion is not None) is warned, caplog.text

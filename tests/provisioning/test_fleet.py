@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import stat
 from pathlib import Path
 
@@ -148,6 +149,8 @@ def test_platform_names_are_refused_for_terminals_and_issued_to_consumers(tmp_pa
     assert borne(*args, "--name", "borne-a").exit_code == 1
     result = borne(*args, "--name", "ingest-1")
     assert result.exit_code == 0, result.output
+    # The consumer's client id to set: the name and 12 random hex digits (the platform listener takes it as given).
+    assert re.search(r'client_id = "ingest-1-[0-9a-f]{12}"', result.output), result.output
     certificate = x509.load_pem_x509_certificate((tmp_path / "platform/ingest-1.crt").read_bytes())
     assert certificate.subject.rfc4514_string() == "CN=ingest-1"
     platform_ca = x509.load_pem_x509_certificate((tmp_path / "platform-ca/ca.crt").read_bytes())

@@ -72,12 +72,13 @@ def connect(
     wait: float = 10,
     *,
     persistent: bool = False,
+    client_id: str | None = None,
 ) -> Probe:
-    """Connected with `identity`'s certificate (or `cert`/`key`); `persistent`: resume or keep a session
-    (clean start off, an hour's expiry), as ingest does."""
+    """Connected with `identity`'s certificate (or `cert`/`key`) and `client_id` (default: the identity);
+    `persistent`: resume or keep a session (clean start off, an hour's expiry), as ingest does."""
     if cert is None or key is None:
         cert, key = pki.client(identity)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=identity, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or identity, protocol=mqtt.MQTTv5)
     client.tls_set(ca_certs=str(pki.ca_file), certfile=str(cert), keyfile=str(key))
     probe = Probe(client)
     connected = threading.Event()
@@ -166,24 +167,27 @@ def test_a_fleet_ca_certificate_named_like_the_platform_gets_no_platform_right(
     b.close()
 
 
-def test_taking_the_consumers_session_with_a_forged_certificate_reads_nothing(
+def test_a_forged_certificate_named_like_the_consumer_cannot_take_its_session(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    """Client ids are one namespace across listeners: a fleet-CA certificate named `ingest` takes the
-    consumer's session (a denial of service Mosquitto 2.0 cannot prevent; ingest reconnects and takes it
-    back). The session's rights follow the listener it is on: the batches are not delivered to it."""
+    """Client ids are one namespace across listeners. The terminals' listener makes a certificate's name its
+    client id; the platform's lets the consumer give its own (`[ingest] client_id`): a fleet-CA certificate
+    named `ingest` gets the client id `ingest`, not the consumer's, and knocks nothing off."""
     pki = broker.pki
-    consumer = connect(pki, "ingest", broker.platform_port, persistent=True)
+    secret_id = "ingest-5f2c9a07b1e3"
+    consumer = connect(pki, "ingest", broker.platform_port, persistent=True, client_id=secret_id)
     assert consumer.subscribe(f"$share/ingest/{topic('+', '+', 'batch')}") == ["Granted QoS 1"]
-    consumer.client.disconnect()  # away: the broker keeps its session and subscription
-    consumer.client.loop_stop()
     issue(pki.ca, "ingest").write(tmp_path / "ingest.crt", tmp_path / "ingest.key")
     rogue = connect(pki, "ingest", broker.port, tmp_path / "ingest.crt", tmp_path / "ingest.key", persistent=True)
+    # Even asking for the consumer's id on the terminals' listener gives the certificate's name.
+    also = connect(pki, "ingest", broker.port, tmp_path / "ingest.crt", tmp_path / "ingest.key", client_id=secret_id)
     b = connect(pki, B.device_id, broker.port)
-    assert b.publish(topic(B.site_id, B.device_id, "batch"), b"site 2's batch") == "Success"  # the session matches
-    assert rogue.received(1.5) == []
-    rogue.close()
-    b.close()
+    assert b.publish(topic(B.site_id, B.device_id, "batch"), b"site 2's batch") == "Success"
+    assert consumer.client.is_connected()
+    assert consumer.received() == [(topic(B.site_id, B.device_id, "batch"), b"site 2's batch", False)]
+    assert rogue.received(0.5) == [] and also.received(0.2) == []
+    for probe in (rogue, also, b, consumer):
+        probe.close()
 
 
 def test_the_platform_certificate_works_on_the_platform_listener_only(broker: LocalBroker) -> None:
