@@ -142,17 +142,13 @@ def fill(db: str, records: int, months: int) -> Fill:
     )
 
 
-def _free_port() -> int:
-    from provisioning.local_broker import free_port
-
-    return free_port()
-
-
 class Server:
     """`borne dashboard run` (or, for the scan, the same app served by this module) on a free port."""
 
     def __init__(self, directory: Path, db: str, mode: str) -> None:
-        self.port = _free_port()
+        from provisioning.local_broker import free_port
+
+        self.port = free_port()
         config = directory / "borne.toml"
         config.write_text(f'[dashboard]\ncookie_secret_file = "{directory / "cookie-secret"}"\n', encoding="utf-8")
         self.log = directory / f"dashboard-{mode}.log"

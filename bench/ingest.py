@@ -32,6 +32,7 @@ from pathlib import Path
 
 import click
 
+from bench.kiosk import cpu_seconds
 from bench.network import DEFAULT_POSTGRES_URL, fresh_schema, synthetic_sites
 from bench.results_file import machine, out_option
 
@@ -190,11 +191,6 @@ def _mosquitto(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
     return start_mosquitto(config, port, log=directory / "mosquitto.log"), port
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _start_consumers(
     directory: Path, port: int, db: str, count: int, store: str
 ) -> list[tuple[subprocess.Popen[bytes], Path]]:
@@ -248,10 +244,10 @@ def _run(root: Path, server: str, plan: list[list[tuple[str, str, bytes]]], cons
         processes = _start_consumers(directory, port, db, consumers, store)
         terminals = Terminals("127.0.0.1", port, plan)
         try:
-            cpu_before = sum(_cpu_seconds(process.pid) for process, _ in processes)
+            cpu_before = sum(cpu_seconds(process.pid) for process, _ in processes)
             terminals.start()
             terminals.done.wait(max(60.0, records / 200))
-            cpu = sum(_cpu_seconds(process.pid) for process, _ in processes) - cpu_before
+            cpu = sum(cpu_seconds(process.pid) for process, _ in processes) - cpu_before
         finally:
             terminals.close()
             for process, _ in processes:
